@@ -1,0 +1,164 @@
+"""Call the policies directly, the way the analyzer does, and collect violations.
+
+Props go through the SDK's ``unknown_checking_proxy`` like in the engine, so
+a value set to :data:`UNKNOWN` raises ``UnknownValueError`` when a policy
+reads it. Baselines are compliant resources; tests change one field.
+"""
+
+from __future__ import annotations
+
+import copy
+import sys
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Optional
+
+ROOT = Path(__file__).resolve().parents[2]
+POLICIES_DIR = ROOT / "policies"
+if str(POLICIES_DIR) not in sys.path:
+    sys.path.insert(0, str(POLICIES_DIR))
+
+from pulumi_policy import (  # noqa: E402
+    PolicyCustomTimeouts,
+    PolicyProviderResource,
+    PolicyResource,
+    PolicyResourceOptions,
+    ResourceValidationArgs,
+    StackValidationArgs,
+)
+from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, unknown_checking_proxy  # noqa: E402
+
+UNKNOWN = UNKNOWN_STRING_VALUE
+
+SERVER = "hcloud:index/server:Server"
+FIREWALL = "hcloud:index/firewall:Firewall"
+FIREWALL_ATTACHMENT = "hcloud:index/firewallAttachment:FirewallAttachment"
+VOLUME = "hcloud:index/volume:Volume"
+VOLUME_ATTACHMENT = "hcloud:index/volumeAttachment:VolumeAttachment"
+NETWORK = "hcloud:index/network:Network"
+SUBNET = "hcloud:index/networkSubnet:NetworkSubnet"
+SSH_KEY = "hcloud:index/sshKey:SshKey"
+AWS_PROVIDER = "pulumi:providers:aws"
+BUCKET = "aws:s3/bucket:Bucket"
+
+HARDENING_DROP_IN = """\
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+PermitRootLogin no
+AuthenticationMethods publickey
+MaxAuthTries 3
+Ciphers chacha20-poly1305@openssh.com,aes256-gcm@openssh.com,aes128-gcm@openssh.com
+MACs hmac-sha2-512-etm@openssh.com,hmac-sha2-256-etm@openssh.com
+KexAlgorithms sntrup761x25519-sha512@openssh.com,curve25519-sha256,curve25519-sha256@libssh.org
+"""
+
+
+def cloud_config(drop_in: str = HARDENING_DROP_IN, *, path: str = "/etc/ssh/sshd_config.d/10-hardening.conf",
+                 ssh_pwauth: Optional[str] = "false", extra_files: str = "", extra: str = "") -> str:
+    """A realistic key-only cloud-config; arguments change one thing."""
+    indented = "".join(f"      {line}\n" for line in drop_in.splitlines())
+    pw = f"ssh_pwauth: {ssh_pwauth}\n" if ssh_pwauth is not None else ""
+    return (
+        "#cloud-config\n"
+        "hostname: acme-odoo\n"
+        "disable_root: true\n"
+        f"{pw}"
+        "users:\n"
+        "  - name: ops\n"
+        "    groups: [sudo]\n"
+        "    shell: /bin/bash\n"
+        "    lock_passwd: true\n"
+        "    ssh_authorized_keys:\n"
+        "      - ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJBOG4dWQSWkLsAhbV6sQyxxW1wZoE8o2vRUPWqrMotW alice@ops\n"
+        "package_update: true\n"
+        "packages: [fail2ban, nftables, unattended-upgrades, cryptsetup, wireguard]\n"
+        "write_files:\n"
+        f"  - path: {path}\n"
+        "    owner: root:root\n"
+        "    permissions: '0644'\n"
+        "    content: |\n"
+        f"{indented}"
+        f"{extra_files}"
+        "runcmd:\n"
+        "  - [systemctl, restart, ssh]\n"
+        f"{extra}"
+    )
+
+
+def good_server() -> Dict[str, Any]:
+    return {
+        "name": "acme-odoo",
+        "serverType": "cx33",
+        "image": "debian-12",
+        "location": "fsn1",
+        "sshKeys": ["12345", "12346"],
+        "firewallIds": [4242],
+        "userData": cloud_config(),
+        "labels": {"client": "acme", "exposure": "public"},
+        "deleteProtection": True,
+        "rebuildProtection": True,
+        "publicNets": [{"ipv4Enabled": True, "ipv6Enabled": True}],
+    }
+
+
+def good_firewall() -> Dict[str, Any]:
+    world = ["0.0.0.0/0", "::/0"]
+    return {
+        "name": "acme-firewall",
+        "labels": {"client": "acme", "exposure": "public"},
+        "rules": [
+            {"direction": "in", "protocol": "udp", "port": "51820", "sourceIps": list(world), "description": "WireGuard"},
+            {"direction": "in", "protocol": "tcp", "port": "443", "sourceIps": list(world), "description": "HTTPS"},
+            {"direction": "in", "protocol": "tcp", "port": "80", "sourceIps": list(world), "description": "HTTP"},
+            {"direction": "in", "protocol": "icmp", "sourceIps": list(world), "description": "ping"},
+            {"direction": "in", "protocol": "tcp", "port": "22", "sourceIps": ["10.66.0.0/24"], "description": "SSH over VPN"},
+        ],
+    }
+
+
+def good_volume() -> Dict[str, Any]:
+    return {
+        "name": "acme-data",
+        "size": 40,
+        "location": "fsn1",
+        "deleteProtection": True,
+        "automount": False,
+        "labels": {"client": "acme"},
+    }
+
+
+def opts(protect: bool = False) -> PolicyResourceOptions:
+    return PolicyResourceOptions(
+        protect=protect, ignore_changes=[], delete_before_replace=None, aliases=[],
+        custom_timeouts=PolicyCustomTimeouts(0, 0, 0), additional_secret_outputs=[], parent=None)
+
+
+def provider(region: Optional[str], name: str = "eu-provider") -> PolicyProviderResource:
+    props = {"region": region} if region is not None else {}
+    return PolicyProviderResource(AWS_PROVIDER, unknown_checking_proxy(copy.deepcopy(props)),
+                                  f"urn:pulumi:dev::odoo-hosting::{AWS_PROVIDER}::{name}", name)
+
+
+def run_policy(policy: Any, resource_type: str, props: Mapping[str, Any], *, name: str = "res",
+               protect: bool = False, provider_resource: Optional[PolicyProviderResource] = None,
+               config: Optional[Mapping[str, Any]] = None) -> List[str]:
+    """The violation messages ``policy`` reports for one resource."""
+    violations: List[str] = []
+    args = ResourceValidationArgs(
+        resource_type, unknown_checking_proxy(copy.deepcopy(dict(props))),
+        f"urn:pulumi:dev::odoo-hosting::{resource_type}::{name}", name,
+        opts(protect), provider_resource, config)
+    policy.validate(args, lambda message, urn=None: violations.append(message))
+    return violations
+
+
+def stack_resource(resource_type: str, props: Mapping[str, Any], name: str) -> PolicyResource:
+    return PolicyResource(
+        resource_type, unknown_checking_proxy(copy.deepcopy(dict(props))),
+        f"urn:pulumi:dev::odoo-hosting::{resource_type}::{name}", name, opts(), None, None, [], {})
+
+
+def run_stack_policy(policy: Any, resources: List[PolicyResource],
+                     config: Optional[Mapping[str, Any]] = None) -> List[str]:
+    violations: List[str] = []
+    policy.validate(StackValidationArgs(resources, config), lambda message, urn=None: violations.append(message))
+    return violations
