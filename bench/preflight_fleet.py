@@ -1,0 +1,75 @@
+"""Measure preflight on a fleet: N copies of every example stack of a program, one run.
+
+    .venv/bin/python bench/preflight_fleet.py [--program DIR] [--copies 40] [--policy-pack DIR]
+
+Copies the program directory to a temporary directory (without `.venv`,
+`.git` and caches), writes `Pulumi.bench-<suffix>-NN.yaml` for each
+`Pulumi.example-<suffix>.yaml` (or every stack file when there is none), runs
+`python -m preflight` once over all of them and prints milliseconds per stack.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+IGNORE = shutil.ignore_patterns(".venv", ".git", "__pycache__", ".pytest_cache", "bench", "tests", "preflight")
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--program", default=REPO_ROOT)
+    p.add_argument("--copies", type=int, default=40)
+    p.add_argument("--policy-pack", default=os.path.join(REPO_ROOT, "policies"))
+    args = p.parse_args()
+
+    program = os.path.abspath(args.program)
+    sources = sorted(glob.glob(os.path.join(program, "Pulumi.example-*.yaml"))) or sorted(
+        f for f in glob.glob(os.path.join(program, "Pulumi.*.yaml")) if os.path.basename(f) != "Pulumi.yaml"
+    )
+    if not sources:
+        print(f"no stack files in {program}", file=sys.stderr)
+        return 2
+    with tempfile.TemporaryDirectory(prefix="preflight-bench-") as tmp:
+        work = os.path.join(tmp, "program")
+        shutil.copytree(program, work, ignore=IGNORE, symlinks=True)
+        for f in glob.glob(os.path.join(work, "Pulumi.*.yaml")):
+            if os.path.basename(f) != "Pulumi.yaml":
+                os.remove(f)
+        for src in sources:
+            stack = os.path.basename(src)[len("Pulumi.") : -len(".yaml")]
+            suffix = stack[len("example-") :] if stack.startswith("example-") else stack
+            for i in range(args.copies):
+                shutil.copyfile(src, os.path.join(work, f"Pulumi.bench-{suffix}-{i:02d}.yaml"))
+        n = len(sources) * args.copies
+        verdict = os.path.join(tmp, "verdict.json")
+        start = time.perf_counter()
+        proc = subprocess.run(
+            [sys.executable, "-m", "preflight", "--program", work, "--policy-pack", args.policy_pack,
+             "--json", verdict, "--quiet"],
+            cwd=REPO_ROOT, capture_output=True, text=True,
+        )
+        total_ms = (time.perf_counter() - start) * 1000
+        if proc.returncode == 2 or not os.path.exists(verdict):
+            print(proc.stderr[-3000:], file=sys.stderr)
+        stacks = json.load(open(verdict))["stacks"] if os.path.exists(verdict) else []
+        errors = sum(1 for s in stacks if s["error"])
+        resources = sum(s["resources"] for s in stacks)
+        print(f"program: {program}")
+        print(f"stacks: {n} ({len(sources)} stack files x {args.copies}), resources: {resources}, "
+              f"stack errors: {errors}, exit code: {proc.returncode}")
+        print(f"total: {total_ms:.0f} ms (process start, pack start-up, all stacks)")
+        print(f"per stack: {total_ms / n:.1f} ms")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,187 @@
+"""Command line: `python -m preflight [--program DIR] [--stack NAME] [--policy-pack DIR] ...`.
+
+Exit codes: 0 no mandatory violation, 1 at least one, 2 error (a program or
+stack failed, bad arguments or policy config, the pack did not start).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+import traceback
+
+import grpc
+from concurrent.futures import ThreadPoolExecutor
+
+from . import PreflightError
+from .analyzer import PolicyPackProcess, parse_policy_config
+from .engine import run_stack
+from .project import discover_stacks, load_stack
+from .report import StackResult, dump, exit_code, policies_json, resources_json, verdict_json, write_text
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m preflight",
+        description="Offline `pulumi preview --policy-pack`: run Pulumi Python programs under mocks "
+        "and evaluate a CrossGuard policy pack over the analyzer protocol.",
+    )
+    p.add_argument("--program", action="append", metavar="DIR",
+                   help="program directory (repeatable; default: current directory)")
+    p.add_argument("--stack", action="append", metavar="NAME",
+                   help="stack name (repeatable; default: every Pulumi.<stack>.yaml of the program)")
+    p.add_argument("--policy-pack", metavar="DIR", default=os.path.join(REPO_ROOT, "policies"),
+                   help="policy pack directory (default: %(default)s)")
+    p.add_argument("--policy-config", metavar="FILE",
+                   help="policy config JSON, as for `pulumi preview --policy-pack-config`")
+    p.add_argument("--json", metavar="PATH", help="write the verdict as JSON ('-' for stdout)")
+    p.add_argument("--resources", metavar="PATH", help="write the recorded resources as JSON ('-' for stdout)")
+    p.add_argument("--list-policies", action="store_true", help="list the pack's policies as JSON and exit")
+    p.add_argument("--debug", action="store_true", help="show program output and tracebacks")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+    return p
+
+
+def _load_policy_config(path: str):
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except OSError as e:
+        raise PreflightError(f"--policy-config {path}: {e.strerror}") from None
+    except json.JSONDecodeError as e:
+        raise PreflightError(f"--policy-config {path}: invalid JSON: {e}") from None
+
+
+def _plan(args) -> list[tuple[str, str]]:
+    """(program dir, stack) pairs to run, in order."""
+    plan = []
+    for program in args.program or [os.getcwd()]:
+        program = os.path.abspath(program)
+        if not os.path.isfile(os.path.join(program, "Pulumi.yaml")):
+            raise PreflightError(f"--program {program}: no Pulumi.yaml there")
+        stacks = args.stack or discover_stacks(program)
+        if not stacks:
+            raise PreflightError(f"--program {program}: no Pulumi.<stack>.yaml found")
+        plan.extend((program, s) for s in stacks)
+    return plan
+
+
+def _display(program: str) -> str:
+    rel = os.path.relpath(program)
+    return program if rel.startswith("..") else rel
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    stdout_json = "-" in (args.json, args.resources)
+    pack = None
+    try:
+        overrides_data = _load_policy_config(args.policy_config) if args.policy_config else None
+        plan = [] if args.list_policies else _plan(args)
+        pack = PolicyPackProcess(args.policy_pack)
+        with pack:
+            if args.list_policies:
+                pack.connect()
+                dump(policies_json(pack.policies), args.json or "-")
+                return 0
+            results: list[StackResult] = []
+            state = {"configured": False}
+            total_start = time.perf_counter()
+
+            def analyze(cfg, resources) -> list:
+                # Connect lazily: the pack boots while the first program runs.
+                pack.connect()
+                if not state["configured"]:
+                    overrides = (
+                        parse_policy_config(overrides_data, pack.policies, args.policy_config)
+                        if overrides_data is not None else {}
+                    )
+                    pack.configure(overrides)
+                    state["configured"] = True
+                pack.configure_stack(cfg.project, cfg.stack, cfg.config, cfg.secret_keys)
+                return pack.analyze_stack(resources)
+
+            def finish(index, result, started, future) -> None:
+                if future is not None:
+                    result.violations = future.result()
+                result.elapsed_ms = (time.perf_counter() - started) * 1000
+                if not args.quiet:
+                    status = "ERROR" if result.error else (
+                        f"{len(result.resources)} resources, {len(result.violations)} violations"
+                    )
+                    sys.stderr.write(
+                        f"[{index}/{len(plan)}] {result.stack} ... {status} ({result.elapsed_ms:.0f} ms)\n"
+                    )
+
+            # One-deep pipeline: the pack analyzes stack N (in its own process,
+            # on the other core) while this process runs the program of stack N+1.
+            with ThreadPoolExecutor(max_workers=1) as analysis:
+                previous = None
+                for index, (program, stack) in enumerate(plan, 1):
+                    started = time.perf_counter()
+                    result = StackResult(program=_display(program), stack=stack)
+                    results.append(result)
+                    future = None
+                    try:
+                        cfg = load_stack(program, stack)
+                        run = run_stack(cfg)
+                    except PreflightError as e:
+                        result.error = f"stack {stack}: {e}"
+                    else:
+                        result.resources = run.resources
+                        if args.debug and run.output:
+                            sys.stderr.write(f"--- output of {stack} ---\n{run.output}")
+                        if run.error:
+                            result.error = f"stack {stack}: {run.error}"
+                            if args.debug and run.traceback:
+                                sys.stderr.write(run.traceback)
+                    if previous is not None:
+                        finish(*previous)
+                    if result.error is None:
+                        future = analysis.submit(analyze, cfg, run.resources)
+                    previous = (index, result, started, future)
+                if previous is not None:
+                    finish(*previous)
+            configured = state["configured"]
+            if overrides_data is not None and not configured:
+                # Every stack failed before analysis; still report a bad policy config.
+                pack.connect()
+                parse_policy_config(overrides_data, pack.policies, args.policy_config)
+            if args.debug:
+                sys.stderr.write(
+                    f"total {(time.perf_counter() - total_start) * 1000:.0f} ms for {len(plan)} stacks\n"
+                )
+                for message in pack.engine.messages:
+                    sys.stderr.write(f"[pack] {message}\n")
+    except grpc.RpcError as e:
+        sys.stderr.write(f"preflight: error: {pack.failure(e) if pack else e}\n")
+        if args.debug:
+            traceback.print_exc()
+        return 2
+    except PreflightError as e:
+        sys.stderr.write(f"preflight: error: {e}\n")
+        if args.debug:
+            traceback.print_exc()
+        return 2
+    except Exception as e:  # noqa: BLE001 - report, never dump a traceback unless asked
+        sys.stderr.write(f"preflight: error: {type(e).__name__}: {e}\n")
+        if args.debug:
+            traceback.print_exc()
+        return 2
+
+    if args.json:
+        dump(verdict_json(results), args.json)
+    if args.resources:
+        dump(resources_json(results), args.resources)
+    # The readable summary goes to stdout unless stdout carries JSON.
+    write_text(results, sys.stderr if stdout_json else sys.stdout)
+    return exit_code(results)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,372 @@
+"""Starting a CrossGuard policy pack and driving it over the analyzer gRPC protocol.
+
+The pack runs as the Pulumi engine runs it (what the
+`pulumi-analyzer-policy-python` plugin does): `python -u -m pulumi.policy
+<engineAddress> <packDir>`; the pack's `PolicyPack(...)` starts a gRPC server
+and prints its port on stdout.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import selectors
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent import futures
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+import grpc
+from google.protobuf import empty_pb2, json_format, struct_pb2
+
+from pulumi.runtime._grpc_settings import _GRPC_CHANNEL_OPTIONS
+from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc, engine_pb2, engine_pb2_grpc
+
+from . import PreflightError
+from .engine import ResourceRecord, parse_timeouts
+
+ENFORCEMENT_NAMES = {
+    analyzer_pb2.ADVISORY: "advisory",
+    analyzer_pb2.MANDATORY: "mandatory",
+    analyzer_pb2.REMEDIATE: "remediate",
+    analyzer_pb2.DISABLED: "disabled",
+}
+ENFORCEMENT_VALUES = {name: value for value, name in ENFORCEMENT_NAMES.items()}
+
+STARTUP_TIMEOUT_S = 30.0
+
+
+@dataclass
+class PolicyInfo:
+    name: str
+    description: str
+    enforcement: str
+    controls: list[str]
+    framework: str = ""
+
+
+@dataclass
+class Violation:
+    policy: str
+    controls: list[str]
+    enforcement: str
+    """"mandatory" or "advisory" (remediate is reported as mandatory, like the engine does)."""
+    urn: str
+    message: str
+
+
+@dataclass
+class _Engine(engine_pb2_grpc.EngineServicer):
+    """The engine's Log service, so anything the pack logs through it is collected."""
+
+    messages: list[str] = field(default_factory=list)
+
+    def Log(self, request, context):  # noqa: N802 - gRPC method name
+        self.messages.append(request.message)
+        return empty_pb2.Empty()
+
+    def GetRootResource(self, request, context):  # noqa: N802
+        return engine_pb2.GetRootResourceResponse(urn="")
+
+    def SetRootResource(self, request, context):  # noqa: N802
+        return engine_pb2.SetRootResourceResponse()
+
+
+def _struct(value: dict) -> struct_pb2.Struct:
+    s = struct_pb2.Struct()
+    s.update(value)
+    return s
+
+
+def parse_policy_config(data: Any, policies: list[PolicyInfo], source: str) -> dict[str, dict]:
+    """Validate a `--policy-pack-config` style mapping; return name -> {enforcementLevel?, props...}."""
+    if not isinstance(data, dict):
+        raise PreflightError(f"{source}: expected a JSON object mapping policy names to settings")
+    known = {p.name for p in policies}
+    result: dict[str, dict] = {}
+    for key, value in data.items():
+        if key != "all" and key not in known:
+            raise PreflightError(f"{source}: unknown policy {key!r} (known: {', '.join(sorted(known))})")
+        if isinstance(value, str):
+            value = {"enforcementLevel": value}
+        if not isinstance(value, dict):
+            raise PreflightError(f"{source}: {key!r}: expected an enforcement level or an object")
+        level = value.get("enforcementLevel")
+        if level is not None and level not in ENFORCEMENT_VALUES:
+            raise PreflightError(
+                f"{source}: {key!r}: bad enforcement level {level!r} "
+                f"(allowed: {', '.join(sorted(ENFORCEMENT_VALUES))})"
+            )
+        result[key] = dict(value)
+    return result
+
+
+class PolicyPackProcess:
+    """A running policy pack and a client for it. Use as a context manager."""
+
+    def __init__(self, pack_dir: str) -> None:
+        self.pack_dir = os.path.abspath(pack_dir)
+        if not os.path.isdir(self.pack_dir):
+            raise PreflightError(f"policy pack {self.pack_dir}: not a directory")
+        self.proc: Optional[subprocess.Popen] = None
+        self.exited_early = False
+        """True when the pack process ended before we stopped it (it crashed)."""
+        self.engine = _Engine()
+        self._engine_server: Optional[grpc.Server] = None
+        self._stderr = tempfile.TemporaryFile()
+        self.channel: Optional[grpc.Channel] = None
+        self.stub: Optional[analyzer_pb2_grpc.AnalyzerStub] = None
+        self.info: Optional[analyzer_pb2.AnalyzerInfo] = None
+        self.policies: list[PolicyInfo] = []
+        self._controls: dict[str, list[str]] = {}
+
+    # -- lifecycle ---------------------------------------------------------
+
+    def __enter__(self) -> "PolicyPackProcess":
+        try:
+            self.launch()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def _stderr_text(self) -> str:
+        self._stderr.seek(0)
+        return self._stderr.read().decode(errors="replace").strip()
+
+    def launch(self) -> None:
+        """Start the pack process; `connect` finishes the start-up.
+
+        Split in two so that the caller can run a program while the pack boots.
+        """
+        self._engine_server = grpc.server(futures.ThreadPoolExecutor(max_workers=1))
+        engine_pb2_grpc.add_EngineServicer_to_server(self.engine, self._engine_server)
+        engine_port = self._engine_server.add_insecure_port("127.0.0.1:0")
+        self._engine_server.start()
+        self._engine_address = f"127.0.0.1:{engine_port}"
+
+        # The engine runs packs from their own directory; do the same.
+        self.proc = subprocess.Popen(
+            [sys.executable, "-u", "-m", "pulumi.policy", self._engine_address, self.pack_dir],
+            cwd=self.pack_dir,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=self._stderr,
+        )
+
+    def connect(self) -> None:
+        """Wait for the pack's port, then handshake and read its policies (once)."""
+        if self.stub is not None:
+            return
+        engine_address = self._engine_address
+        port = self._read_port()
+        # Same message-size limits as the SDK: AnalyzeStack carries every resource.
+        self.channel = grpc.insecure_channel(f"127.0.0.1:{port}", options=_GRPC_CHANNEL_OPTIONS)
+        try:
+            grpc.channel_ready_future(self.channel).result(timeout=STARTUP_TIMEOUT_S)
+        except grpc.FutureTimeoutError:
+            raise PreflightError(f"policy pack {self.pack_dir}: port {port} did not accept connections") from None
+        self.stub = analyzer_pb2_grpc.AnalyzerStub(self.channel)
+        self.stub.GetPluginInfo(empty_pb2.Empty())
+        try:
+            self.stub.Handshake(
+                analyzer_pb2.AnalyzerHandshakeRequest(
+                    engine_address=engine_address, root_directory=self.pack_dir, program_directory=self.pack_dir
+                )
+            )
+        except grpc.RpcError as e:
+            if e.code() != grpc.StatusCode.UNIMPLEMENTED:
+                raise
+        self.info = self.stub.GetAnalyzerInfo(empty_pb2.Empty())
+        for p in self.info.policies:
+            controls = [c.strip() for c in p.framework.reference.split(",") if c.strip()]
+            self._controls[p.name] = controls
+            self.policies.append(
+                PolicyInfo(
+                    name=p.name,
+                    description=p.description,
+                    enforcement=ENFORCEMENT_NAMES.get(p.enforcementLevel, "advisory"),
+                    controls=controls,
+                    framework=p.framework.name,
+                )
+            )
+
+    def _read_port(self) -> int:
+        assert self.proc is not None and self.proc.stdout is not None
+        deadline = time.monotonic() + STARTUP_TIMEOUT_S
+        buf = b""
+        with selectors.DefaultSelector() as sel:
+            sel.register(self.proc.stdout, selectors.EVENT_READ)
+            while b"\n" not in buf:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise PreflightError(
+                        f"policy pack {self.pack_dir}: no port within {STARTUP_TIMEOUT_S:.0f} s\n{self._stderr_text()}"
+                    )
+                if not sel.select(timeout=remaining):
+                    continue
+                chunk = os.read(self.proc.stdout.fileno(), 4096)
+                if not chunk:
+                    self.proc.wait(timeout=5)
+                    raise PreflightError(
+                        f"policy pack {self.pack_dir} exited with code {self.proc.returncode} before it started:\n"
+                        f"{self._stderr_text()}"
+                    )
+                buf += chunk
+        line = buf.split(b"\n", 1)[0].strip()
+        try:
+            return int(line)
+        except ValueError:
+            raise PreflightError(
+                f"policy pack {self.pack_dir}: expected a port on stdout, got {line[:200]!r}\n{self._stderr_text()}"
+            ) from None
+
+    def failure(self, error: grpc.RpcError) -> PreflightError:
+        """A readable error for a failed call, with the pack's stderr when it died."""
+        exited = self.exited_early
+        if self.proc is not None:
+            # The call may fail a moment before the process is reaped.
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(timeout=1)
+            exited = self.proc.poll() is not None
+        detail = error.details() if hasattr(error, "details") else str(error)
+        text = f"policy pack {self.pack_dir}: {'process exited; ' if exited else ''}{detail}"
+        stderr = self._stderr_text()
+        return PreflightError(f"{text}\n{stderr[-4000:]}" if stderr else text)
+
+    def stop(self) -> None:
+        if self.channel is not None:
+            self.channel.close()
+            self.channel = None
+        if self.proc is not None and self.proc.poll() is not None:
+            self.exited_early = True
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()  # by PID: this handle is the process we started
+            self.proc.wait(timeout=10)
+        if self.proc is not None and self.proc.stdout is not None:
+            self.proc.stdout.close()
+        self.proc = None
+        if self._engine_server is not None:
+            self._engine_server.stop(0)
+            self._engine_server = None
+
+    # -- protocol ----------------------------------------------------------
+
+    def configure(self, overrides: dict[str, dict]) -> None:
+        """Send the policy config: initial config of the pack, then the user's overrides."""
+        assert self.stub is not None and self.info is not None
+        levels = {p.name: ENFORCEMENT_VALUES[p.enforcement] for p in self.policies}
+        props: dict[str, dict] = {p.name: {} for p in self.policies}
+        for name, cfg in self.info.initialConfig.items():
+            targets = list(levels) if name == "all" else [name] if name in levels else []
+            for target in targets:
+                # The enum has no presence; ADVISORY (0) is indistinguishable from "unset".
+                if cfg.enforcementLevel != analyzer_pb2.ADVISORY:
+                    levels[target] = cfg.enforcementLevel
+                props[target].update(json_format.MessageToDict(cfg.properties))
+        for key, value in overrides.items():
+            targets = list(levels) if key == "all" else [key]
+            for name in targets:
+                if "enforcementLevel" in value:
+                    levels[name] = ENFORCEMENT_VALUES[value["enforcementLevel"]]
+                props[name].update({k: v for k, v in value.items() if k != "enforcementLevel"})
+        request = analyzer_pb2.ConfigureAnalyzerRequest()
+        for name in levels:
+            entry = request.policyConfig[name]
+            entry.enforcementLevel = levels[name]
+            entry.properties.update(props[name])
+        self.stub.Configure(request)
+
+    def configure_stack(self, project: str, stack: str, config: dict[str, str], secret_keys: list[str]) -> None:
+        assert self.stub is not None
+        request = analyzer_pb2.AnalyzerStackConfigureRequest(
+            stack=stack, project=project, organization="organization", dry_run=True,
+            config_secret_keys=secret_keys,
+        )
+        for key, value in config.items():
+            request.config[key] = value
+        try:
+            self.stub.ConfigureStack(request)
+        except grpc.RpcError as e:
+            if e.code() != grpc.StatusCode.UNIMPLEMENTED:
+                raise
+
+    def _options(self, record: ResourceRecord) -> analyzer_pb2.AnalyzerResourceOptions:
+        o = record.options
+        opts = analyzer_pb2.AnalyzerResourceOptions(
+            protect=o["protect"],
+            ignoreChanges=o["ignoreChanges"],
+            deleteBeforeReplace=o["deleteBeforeReplace"],
+            deleteBeforeReplaceDefined=o["deleteBeforeReplaceDefined"],
+            additionalSecretOutputs=o["additionalSecretOutputs"],
+            aliases=[a for a in o["aliases"] if isinstance(a, str)],
+            parent=record.parent,
+        )
+        timeouts = parse_timeouts(o)
+        if timeouts:
+            opts.customTimeouts.create = timeouts.get("create", 0.0)
+            opts.customTimeouts.update = timeouts.get("update", 0.0)
+            opts.customTimeouts.delete = timeouts.get("delete", 0.0)
+        return opts
+
+    def _provider(self, record: ResourceRecord, by_urn: dict[str, ResourceRecord]):
+        provider = by_urn.get(record.provider_urn) if record.provider_urn else None
+        if provider is None:
+            return None
+        return analyzer_pb2.AnalyzerProviderResource(
+            type=provider.type, properties=_struct(provider.inputs), urn=provider.urn, name=provider.name
+        )
+
+    def analyze_stack(self, resources: list[ResourceRecord]) -> list[Violation]:
+        """Analyze every resource, then the stack as a whole, as a preview does."""
+        assert self.stub is not None
+        by_urn = {r.urn: r for r in resources}
+        violations: list[Violation] = []
+        stack_resources = []
+        for record in resources:
+            props = _struct(record.inputs)
+            opts = self._options(record)
+            provider = self._provider(record, by_urn)
+            request = analyzer_pb2.AnalyzeRequest(
+                type=record.type, properties=props, urn=record.urn, name=record.name, options=opts
+            )
+            if provider is not None:
+                request.provider.CopyFrom(provider)
+            response = self.stub.Analyze(request)
+            violations.extend(self._violations(response, record.urn))
+
+            item = analyzer_pb2.AnalyzerResource(
+                type=record.type, properties=props, urn=record.urn, name=record.name, options=opts,
+                parent=record.parent, dependencies=record.dependencies,
+            )
+            if provider is not None:
+                item.provider.CopyFrom(provider)
+            for key, urns in record.property_dependencies.items():
+                item.propertyDependencies[key].urns.extend(urns)
+            stack_resources.append(item)
+        response = self.stub.AnalyzeStack(analyzer_pb2.AnalyzeStackRequest(resources=stack_resources))
+        violations.extend(self._violations(response, ""))
+        return violations
+
+    def _violations(self, response, default_urn: str) -> list[Violation]:
+        out = []
+        for d in response.diagnostics:
+            level = ENFORCEMENT_NAMES.get(d.enforcementLevel, "advisory")
+            if level == "disabled":
+                continue
+            out.append(
+                Violation(
+                    policy=d.policyName,
+                    controls=list(self._controls.get(d.policyName, [])),
+                    enforcement="mandatory" if level in ("mandatory", "remediate") else "advisory",
+                    urn=d.urn or default_urn,
+                    message=d.message,
+                )
+            )
+        return out

@@ -1,0 +1,606 @@
+"""Running a Pulumi Python program in-process under mocks, recording what the engine would see.
+
+The Python SDK talks to the engine through a "resource monitor". Pulumi's
+`MockMonitor` stands in for it in unit tests; `RecordingMonitor` extends it so
+that every registration is kept with engine-shaped URNs, raw (wire) inputs that
+still carry secret markers, resource options, and the provider the engine
+would use (including the default providers it synthesizes).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import hashlib
+import io
+import json
+import os
+import re
+import runpy
+import sys
+import threading
+import time
+import traceback
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from google.protobuf import json_format
+
+import pulumi
+from pulumi.runtime import rpc, settings as pulumi_settings
+from pulumi.runtime.config import set_all_config
+from pulumi.runtime.mocks import MockCallArgs, MockMonitor, Mocks
+from pulumi.runtime.proto import resource_pb2
+from pulumi.runtime.stack import run_in_stack
+from pulumi.runtime.sync_await import _ensure_event_loop, _sync_await
+
+from . import SECRET_PLACEHOLDER
+from .project import StackConfig
+
+SIG_KEY = "4dabf18193072939515e22adb298388d"
+SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
+RESOURCE_SIG = "5cf8f73096256a8f31e491e813e4eb8e"
+OUTPUT_SIG = "d0e6a833031e9bbcd3f4e8bde6ca49a4"
+UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
+
+STACK_TYPE = "pulumi:pulumi:Stack"
+PROVIDER_PREFIX = "pulumi:providers:"
+
+
+@dataclass
+class ResourceRecord:
+    """One resource as the engine would hold it during a preview."""
+
+    type: str
+    name: str
+    urn: str
+    parent: str
+    custom: bool
+    id: str
+    inputs: dict
+    """Wire form (protobuf Struct as a dict): secrets still wrapped in the secret signature object."""
+    options: dict
+    provider_urn: str = ""
+    """URN of the provider resource that manages this resource ("" for components)."""
+    dependencies: list[str] = field(default_factory=list)
+    property_dependencies: dict[str, list[str]] = field(default_factory=dict)
+
+
+@dataclass
+class StackRun:
+    """Outcome of running one stack of a program."""
+
+    config: StackConfig
+    resources: list[ResourceRecord]
+    error: Optional[str] = None
+    traceback: Optional[str] = None
+    output: str = ""
+    """What the program printed, plus what it logged through pulumi.log."""
+    elapsed_ms: float = 0.0
+
+
+# ---------------------------------------------------------------------------
+# Wire-value helpers
+
+
+def _normalize_numbers(value: Any) -> Any:
+    """Protobuf Struct numbers are doubles; show integral ones as ints."""
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+        return int(value)
+    if isinstance(value, list):
+        return [_normalize_numbers(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _normalize_numbers(v) for k, v in value.items()}
+    return value
+
+
+def _downgrade_refs(value: Any) -> Any:
+    """Replace resource references by their id (custom) or URN (component).
+
+    The engine does this when it marshals properties for analyzers, which do not
+    accept resource references; output values are reduced to their plain value.
+    """
+    if isinstance(value, list):
+        return [_downgrade_refs(v) for v in value]
+    if isinstance(value, dict):
+        sig = value.get(SIG_KEY)
+        if sig == RESOURCE_SIG:
+            return value.get("id") or value.get("urn", "")
+        if sig == OUTPUT_SIG:
+            inner = _downgrade_refs(value.get("value", UNKNOWN))
+            if value.get("secret"):
+                return {SIG_KEY: SECRET_SIG, "value": inner}
+            return inner
+        return {k: _downgrade_refs(v) for k, v in value.items()}
+    return value
+
+
+def mask_secrets(value: Any, mask: str) -> Any:
+    """Replace every secret-wrapped value by `mask` (for output meant for people)."""
+    if isinstance(value, list):
+        return [mask_secrets(v, mask) for v in value]
+    if isinstance(value, dict):
+        if value.get(SIG_KEY) == SECRET_SIG:
+            return mask
+        return {k: mask_secrets(v, mask) for k, v in value.items()}
+    return value
+
+
+def _parse_duration(text: str) -> float:
+    """Go-style duration ("5m", "1h30m", "90s") to seconds, as the engine sends analyzers."""
+    if not text:
+        return 0.0
+    units = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+    total = 0.0
+    for number, unit in re.findall(r"([0-9.]+)(ns|us|µs|ms|s|m|h)", text):
+        total += float(number) * units[unit]
+    return total
+
+
+# ---------------------------------------------------------------------------
+# Realistic outputs
+
+
+def _digest(*parts: str) -> str:
+    return hashlib.sha256("\x00".join(parts).encode()).hexdigest()
+
+
+def _secret(value: Any) -> dict:
+    return rpc.wrap_rpc_secret(value)
+
+
+def _placeholder(urn: str, prop: str, length: int = 0) -> str:
+    text = f"{SECRET_PLACEHOLDER}-{prop}-{_digest(urn, prop)[:12]}"
+    # Programs may check a secret's length (e.g. a password policy); honour it.
+    while len(text) < length:
+        text += _digest(text)[: length - len(text)]
+    return text
+
+
+class _OutputTable:
+    """Plausible ids and computed outputs for well-known resource types.
+
+    Deliberately small and generic: ids look like the provider's (numeric for
+    hcloud, ARNs for aws), and the handful of computed fields programs commonly
+    read (addresses, ARNs, PEMs) get believable values.
+    """
+
+    def __init__(self) -> None:
+        self._counter = 0
+        self._lock = threading.Lock()
+
+    def _next(self) -> int:
+        with self._lock:
+            self._counter += 1
+            return self._counter
+
+    def outputs(self, type_: str, name: str, urn: str, inputs: dict, region: str) -> tuple[str, dict]:
+        pkg = type_.split(":")[0]
+        module = type_.split(":")[1].split("/")[0] if type_.count(":") >= 2 else ""
+        kind = type_.rsplit(":", 1)[-1]
+        n = self._next()
+        out: dict[str, Any] = {}
+        rid = f"{name}-{_digest(urn)[:8]}"
+
+        if pkg == "hcloud":
+            rid = str(10_000_000 + n)
+            if kind == "Server":
+                out.update(
+                    ipv4Address=f"203.0.113.{n % 250 + 1}",
+                    ipv6Address=f"2001:db8:{n:x}::1",
+                    ipv6Network=f"2001:db8:{n:x}::/64",
+                    status="running",
+                )
+            elif kind == "Volume":
+                out["linuxDevice"] = f"/dev/disk/by-id/scsi-0HC_Volume_{rid}"
+            elif kind in ("PrimaryIp", "FloatingIp"):
+                out["ipAddress"] = f"198.51.100.{n % 250 + 1}"
+        elif pkg == "aws":
+            account = "123456789012"
+            if kind == "Bucket" and module == "s3":
+                bucket = inputs.get("bucket") or f"{name}-{_digest(urn)[:7]}"
+                rid = bucket
+                out.update(
+                    bucket=bucket,
+                    arn=f"arn:aws:s3:::{bucket}",
+                    bucketDomainName=f"{bucket}.s3.amazonaws.com",
+                    bucketRegionalDomainName=f"{bucket}.s3.{region}.amazonaws.com",
+                    region=inputs.get("region") or region,
+                )
+            elif module == "kms" and kind == "Key":
+                rid = str(uuid.UUID(_digest(urn)[:32]))
+                out.update(keyId=rid, arn=f"arn:aws:kms:{region}:{account}:key/{rid}")
+            elif module == "iam":
+                rid = inputs.get("name") or rid
+                if kind == "AccessKey":
+                    rid = "AKIA" + _digest(urn)[:16].upper()
+                else:
+                    out["arn"] = f"arn:aws:iam::{account}:{kind[0].lower() + kind[1:]}/{rid}"
+                    out["uniqueId"] = "AID" + _digest(urn)[:17].upper()
+            out.setdefault("arn", f"arn:aws:{module}:{region}:{account}:{kind.lower()}/{rid}")
+        elif pkg == "random":
+            length = int(inputs.get("length") or 16)
+            if kind in ("RandomPassword", "RandomString"):
+                out["result"] = _placeholder(urn, "result", length)
+                rid = "none"
+            elif kind == "RandomId":
+                hexv = _digest(urn)[: 2 * int(inputs.get("byteLength") or 8)]
+                out.update(hex=hexv, dec=str(int(hexv, 16)), b64Url=hexv, b64Std=hexv)
+                rid = hexv
+            elif kind == "RandomUuid":
+                rid = out["result"] = str(uuid.UUID(_digest(urn)[:32]))
+            elif kind == "RandomInteger":
+                out["result"] = int(inputs.get("min") or 0)
+                rid = str(out["result"])
+            elif kind == "RandomPet":
+                rid = f"preflight-{_digest(urn)[:6]}"
+        elif pkg == "tls":
+            if kind == "PrivateKey":
+                algo = inputs.get("algorithm", "RSA")
+                ssh_type = {"ED25519": "ssh-ed25519", "ECDSA": "ecdsa-sha2-nistp256"}.get(algo, "ssh-rsa")
+                out.update(
+                    publicKeyPem="-----BEGIN PUBLIC KEY-----\nPREFLIGHT\n-----END PUBLIC KEY-----\n",
+                    publicKeyOpenssh=f"{ssh_type} AAAAPREFLIGHT{_digest(urn)[:16]}\n",
+                    publicKeyFingerprintSha256="SHA256:" + _digest(urn)[:43],
+                    publicKeyFingerprintMd5=":".join(_digest(urn)[i : i + 2] for i in range(0, 32, 2)),
+                )
+                rid = _digest(urn)[:40]
+            elif kind in ("SelfSignedCert", "LocallySignedCert"):
+                hours = int(inputs.get("validityPeriodHours") or 0)
+                now = time.time()
+                out.update(
+                    certPem="-----BEGIN CERTIFICATE-----\nPREFLIGHT\n-----END CERTIFICATE-----\n",
+                    validityStartTime=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)),
+                    validityEndTime=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now + hours * 3600)),
+                    readyForRenewal=False,
+                )
+                rid = str(int(_digest(urn)[:16], 16))
+            elif kind == "CertRequest":
+                out["certRequestPem"] = "-----BEGIN CERTIFICATE REQUEST-----\nPREFLIGHT\n-----END CERTIFICATE REQUEST-----\n"
+        elif pkg == "docker":
+            rid = _digest(urn)
+        return rid, out
+
+
+_INVOKE_RESULTS = {
+    "aws:index/getCallerIdentity:getCallerIdentity": lambda region: {
+        "accountId": "123456789012",
+        "arn": "arn:aws:iam::123456789012:user/preflight",
+        "userId": "AIDAPREFLIGHT",
+        "id": "123456789012",
+    },
+    "aws:index/getRegion:getRegion": lambda region: {"name": region, "region": region, "id": region},
+    "aws:index/getPartition:getPartition": lambda region: {"partition": "aws", "dnsSuffix": "amazonaws.com", "id": "aws"},
+}
+
+
+class _InvokeMocks(Mocks):
+    """Answers provider function calls (invokes): empty unless well known."""
+
+    def __init__(self, region: str) -> None:
+        self.region = region
+
+    def call(self, args: MockCallArgs):
+        make = _INVOKE_RESULTS.get(args.token)
+        return (make(self.region) if make else {}), []
+
+    def new_resource(self, args):  # only used for ReadResource (`.get()`)
+        return f"{args.name}-id", dict(args.inputs)
+
+
+# ---------------------------------------------------------------------------
+# The monitor
+
+
+class RecordingMonitor(MockMonitor):
+    """A MockMonitor that records registrations the way the engine sees them."""
+
+    def __init__(self, cfg: StackConfig) -> None:
+        region = cfg.config.get("aws:region", "eu-central-1")
+        super().__init__(_InvokeMocks(region))
+        self.cfg = cfg
+        self.region = region
+        self.records: list[ResourceRecord] = []
+        self._by_urn: dict[str, ResourceRecord] = {}
+        self._lock = threading.Lock()
+        self._table = _OutputTable()
+
+    # The engine leaves the root stack out of the type chain of top-level
+    # resources; MockMonitor puts it in. Nested parents contribute their whole
+    # qualified type, not just the last element.
+    def make_urn(self, parent: str, type_: str, name: str) -> str:
+        qualified = type_
+        if parent:
+            parent_type = parent.split("::")[2]
+            if parent_type != STACK_TYPE:
+                qualified = f"{parent_type}${type_}"
+        return f"urn:pulumi:{self.cfg.stack}::{self.cfg.project}::{qualified}::{name}"
+
+    def _add(self, record: ResourceRecord) -> None:
+        with self._lock:
+            self.records.append(record)
+            self._by_urn[record.urn] = record
+
+    def _default_provider(self, pkg: str, version: str) -> ResourceRecord:
+        """The provider the engine creates for resources that name none."""
+        name = "default" if not version else "default_" + re.sub(r"[.\-+]", "_", version)
+        urn = f"urn:pulumi:{self.cfg.stack}::{self.cfg.project}::{PROVIDER_PREFIX}{pkg}::{name}"
+        with self._lock:
+            existing = self._by_urn.get(urn)
+        if existing is not None:
+            return existing
+        inputs: dict[str, Any] = {}
+        prefix = f"{pkg}:"
+        for key, value in self.cfg.config.items():
+            if not key.startswith(prefix):
+                continue
+            prop = key[len(prefix) :]
+            parsed: Any = value
+            if value[:1] in "[{":
+                with contextlib.suppress(ValueError):
+                    parsed = json.loads(value)
+            inputs[prop] = {SIG_KEY: SECRET_SIG, "value": parsed} if key in self.cfg.secret_keys else parsed
+        if version:
+            inputs["version"] = version
+        record = ResourceRecord(
+            type=PROVIDER_PREFIX + pkg,
+            name=name,
+            urn=urn,
+            parent="",
+            custom=True,
+            id=str(uuid.UUID(_digest(urn)[:32])),
+            inputs=inputs,
+            options=_options_dict(None),
+        )
+        self._add(record)
+        return record
+
+    def RegisterResource(self, request):
+        urn = self.make_urn(request.parent, request.type, request.name)
+        if request.type == STACK_TYPE:
+            self._add(
+                ResourceRecord(
+                    type=STACK_TYPE, name=request.name, urn=urn, parent="", custom=False, id="",
+                    inputs={}, options=_options_dict(request),
+                )
+            )
+            return resource_pb2.RegisterResourceResponse(urn=urn)
+
+        _ensure_event_loop()
+        raw = _downgrade_refs(json_format.MessageToDict(request.object))
+        record = ResourceRecord(
+            type=request.type,
+            name=request.name,
+            urn=urn,
+            parent=request.parent,
+            custom=bool(request.custom),
+            id="",
+            inputs=raw,
+            options=_options_dict(request),
+            dependencies=list(request.dependencies),
+            property_dependencies={k: list(v.urns) for k, v in request.propertyDependencies.items()},
+        )
+
+        if not request.custom:
+            # Components have no provider-side state; their outputs come from
+            # register_outputs, so the engine returns nothing but the URN.
+            self._add(record)
+            return resource_pb2.RegisterResourceResponse(urn=urn)
+
+        region = self.region
+        if request.type.startswith(PROVIDER_PREFIX):
+            record.id = str(uuid.UUID(_digest(urn)[:32]))
+            outputs: dict = {}
+        else:
+            provider_ref = request.provider
+            if provider_ref:
+                provider_urn = provider_ref.rsplit("::", 1)[0]  # "<urn>::<id>"
+                record.provider_urn = provider_urn
+                with self._lock:
+                    provider = self._by_urn.get(provider_urn)
+                if provider is not None and isinstance(provider.inputs.get("region"), str):
+                    region = provider.inputs["region"]
+            else:
+                pkg = request.type.split(":")[0]
+                provider = self._default_provider(pkg, request.version)
+                record.provider_urn = provider.urn
+            record.id, outputs = self._table.outputs(request.type, request.name, urn, raw, region)
+        record.options["provider"] = (
+            f"{record.provider_urn}::{self._by_urn[record.provider_urn].id}"
+            if record.provider_urn in self._by_urn
+            else request.provider
+        )
+
+        # What the program gets back: its inputs echoed, plus computed values.
+        state = rpc.deserialize_properties(request.object)
+        for key, value in outputs.items():
+            state.setdefault(key, value)
+        state.setdefault("id", record.id)
+        for key in request.additionalSecretOutputs:
+            # The engine marks these secret; ones the mock cannot know get a placeholder.
+            value = state.get(key)
+            if value is None:
+                length = raw.get("length")
+                value = _placeholder(urn, key, int(length) if isinstance(length, (int, float)) else 0)
+            state[key] = value if rpc.is_rpc_secret(value) else _secret(value)
+        obj = _sync_await(rpc.serialize_properties(state, {}))
+
+        self._add(record)
+        self.resources[urn] = MockMonitor.ResourceRegistration(urn, record.id, state)
+        return resource_pb2.RegisterResourceResponse(urn=urn, id=record.id, object=obj)
+
+
+def _options_dict(request) -> dict:
+    """Resource options as recorded (and later sent to the analyzer)."""
+    if request is None:
+        return {
+            "protect": False, "ignoreChanges": [], "deleteBeforeReplace": False,
+            "deleteBeforeReplaceDefined": False, "retainOnDelete": False, "dependencies": [],
+            "additionalSecretOutputs": [], "aliases": [], "customTimeouts": {},
+            "replaceOnChanges": [], "deletedWith": "", "provider": "",
+        }
+    aliases: list = list(request.aliasURNs)
+    for alias in request.aliases:
+        if alias.WhichOneof(alias.DESCRIPTOR.oneofs[0].name) == "urn":
+            aliases.append(alias.urn)
+        else:
+            aliases.append(json_format.MessageToDict(alias.spec))
+    timeouts = {}
+    for key in ("create", "update", "delete"):
+        value = getattr(request.customTimeouts, key)
+        if value:
+            timeouts[key] = value
+    return {
+        "protect": bool(request.protect),
+        "ignoreChanges": list(request.ignoreChanges),
+        "deleteBeforeReplace": bool(request.deleteBeforeReplace),
+        "deleteBeforeReplaceDefined": bool(request.deleteBeforeReplaceDefined),
+        "retainOnDelete": bool(request.retainOnDelete),
+        "dependencies": list(request.dependencies),
+        "additionalSecretOutputs": list(request.additionalSecretOutputs),
+        "aliases": aliases,
+        "customTimeouts": timeouts,
+        "replaceOnChanges": list(request.replaceOnChanges),
+        "deletedWith": request.deletedWith,
+        "provider": request.provider,
+    }
+
+
+class _CapturingEngine:
+    """Stands in for the engine's Log service so program logs are captured, not printed."""
+
+    def __init__(self, sink: io.StringIO) -> None:
+        self.sink = sink
+        self._lock = threading.Lock()
+
+    def Log(self, request):
+        if request.severity == 0:
+            return  # the SDK's own debug chatter ("registering resource ...")
+        severity = {0: "debug", 1: "info", 2: "warning", 3: "error"}.get(request.severity, "info")
+        with self._lock:
+            self.sink.write(f"[{severity}] {request.message}\n")
+
+
+# ---------------------------------------------------------------------------
+# Running programs
+
+
+_PROTECTED_ROOTS = (os.path.dirname(os.path.abspath(__file__)),)
+
+
+def _purge_program_modules(program_dir: str) -> None:
+    """Forget modules loaded from a program dir so the next run imports them afresh.
+
+    A component module that reads config at import time would otherwise keep the
+    previous stack's values. Installed packages (a `.venv` inside the program
+    dir) and preflight itself are kept: they are stack-independent and slow to import.
+    """
+    root = os.path.abspath(program_dir) + os.sep
+    for name, module in list(sys.modules.items()):
+        path = getattr(module, "__file__", None)
+        if not path:
+            continue
+        path = os.path.abspath(path)
+        if not path.startswith(root) or "site-packages" in path:
+            continue
+        if any(path.startswith(p + os.sep) for p in _PROTECTED_ROOTS):
+            continue
+        del sys.modules[name]
+
+
+def _describe_error(exc: BaseException) -> str:
+    if isinstance(exc, pulumi.RunError):
+        return str(exc)
+    if isinstance(exc, SystemExit):
+        return f"program called sys.exit({exc.code!r})"
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def run_stack(cfg: StackConfig) -> StackRun:
+    """Run one stack of a program under mocks with fresh runtime state."""
+    start = time.perf_counter()
+    monitor = RecordingMonitor(cfg)
+    captured = io.StringIO()
+    engine = _CapturingEngine(captured)
+    result = StackRun(config=cfg, resources=[])
+
+    def run() -> None:
+        # Fresh settings, config and root stack, as the language host does per run.
+        pulumi_settings.ROOT.set(None)
+        pulumi_settings.configure(
+            pulumi_settings.Settings(
+                project=cfg.project,
+                stack=cfg.stack,
+                monitor=monitor,
+                engine=engine,
+                dry_run=False,
+                organization="organization",
+                root_directory=cfg.program_dir,
+            )
+        )
+        set_all_config(dict(cfg.config), list(cfg.secret_keys))
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        # Errors of stray tasks are reported through run_in_stack; keep the loop quiet.
+        loop.set_exception_handler(lambda _loop, _ctx: None)
+        try:
+            loop.run_until_complete(run_in_stack(lambda: runpy.run_path(cfg.main, run_name="__main__")))
+        finally:
+            pending = asyncio.all_tasks(loop)
+            for task in pending:
+                task.cancel()
+            if pending:
+                with contextlib.suppress(BaseException):
+                    loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+            loop.close()
+            asyncio.set_event_loop(None)
+
+    old_cwd = os.getcwd()
+    old_path0 = sys.path[0] if sys.path else None
+    _purge_program_modules(cfg.program_dir)
+    try:
+        # As the language host does: cwd is the project directory, and the
+        # entry point's directory comes first on the import path.
+        os.chdir(cfg.program_dir)
+        entry_dir = os.path.dirname(cfg.main)
+        if sys.path:
+            sys.path[0] = entry_dir
+        else:
+            sys.path.append(entry_dir)
+        with contextlib.redirect_stdout(captured), contextlib.redirect_stderr(captured):
+            contextvars.copy_context().run(run)
+    except BaseException as exc:  # noqa: BLE001 - a failing program is a result, not a crash
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        result.error = _describe_error(exc)
+        result.traceback = traceback.format_exc()
+    finally:
+        os.chdir(old_cwd)
+        if old_path0 is not None:
+            sys.path[0] = old_path0
+        _purge_program_modules(cfg.program_dir)
+
+    result.resources = list(monitor.records)
+    result.output = captured.getvalue()
+    result.elapsed_ms = (time.perf_counter() - start) * 1000
+    return result
+
+
+def resource_view(record: ResourceRecord, mask: str) -> dict:
+    """A resource as written by --resources: wire names, secrets masked."""
+    return {
+        "type": record.type,
+        "name": record.name,
+        "urn": record.urn,
+        "parent": record.parent,
+        "inputs": _normalize_numbers(mask_secrets(record.inputs, mask)),
+        "options": mask_secrets(record.options, mask),
+    }
+
+
+def parse_timeouts(options: dict) -> dict[str, float]:
+    """customTimeouts strings to seconds, for the analyzer."""
+    return {k: _parse_duration(v) for k, v in options.get("customTimeouts", {}).items()}

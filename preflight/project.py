@@ -1,0 +1,182 @@
+"""Reading `Pulumi.yaml` and `Pulumi.<stack>.yaml` into the config a program sees."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+
+import functools
+
+import yaml
+
+from . import SECRET_PLACEHOLDER, PreflightError
+
+# libyaml's loader is ~10x faster; it matters when a fleet has hundreds of stacks.
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+@dataclass
+class StackConfig:
+    """Everything the runtime needs to run one stack of a program."""
+
+    program_dir: str
+    project: str
+    stack: str
+    main: str
+    """Entry file (a .py file) of the program."""
+    config: dict[str, str] = field(default_factory=dict)
+    """Namespaced keys -> values as the CLI passes them (scalars as strings, objects as JSON)."""
+    secret_keys: list[str] = field(default_factory=list)
+
+
+def _load_yaml(path: str) -> dict:
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = yaml.load(f, Loader=_Loader)
+    except FileNotFoundError:
+        raise PreflightError(f"{path}: file not found") from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise PreflightError(f"{path}: invalid YAML{where}: {problem}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise PreflightError(f"{path}: expected a mapping at top level")
+    return data
+
+
+def _qualify(key: str, project: str) -> str:
+    # Unnamespaced keys belong to the project, as with `pulumi config set`.
+    return key if ":" in key else f"{project}:{key}"
+
+
+def _to_config_string(value) -> str:
+    """Encode a value the way the CLI hands config to a program."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (dict, list)):
+        return json.dumps(value)
+    if value is None:
+        return ""
+    return str(value)
+
+
+def _is_secure(value) -> bool:
+    return isinstance(value, dict) and set(value) == {"secure"}
+
+
+def _mask_secure(value, key: str, path: str = "") -> tuple[object, bool]:
+    """Replace `{secure: ...}` values (also nested ones) by placeholders."""
+    if _is_secure(value):
+        return f"{SECRET_PLACEHOLDER}-{key}{path}", True
+    if isinstance(value, dict):
+        found = False
+        out = {}
+        for k, v in value.items():
+            out[k], f = _mask_secure(v, key, f"{path}.{k}")
+            found = found or f
+        return out, found
+    if isinstance(value, list):
+        found = False
+        out_list = []
+        for i, v in enumerate(value):
+            masked, f = _mask_secure(v, key, f"{path}[{i}]")
+            out_list.append(masked)
+            found = found or f
+        return out_list, found
+    return value, False
+
+
+def project_info(program_dir: str) -> dict:
+    """The parsed `Pulumi.yaml` of a program directory (read once per run)."""
+    return _project_info(os.path.abspath(program_dir), _mtime(os.path.join(program_dir, "Pulumi.yaml")))
+
+
+def _mtime(path: str) -> float:
+    try:
+        return os.stat(path).st_mtime
+    except OSError:
+        return 0.0
+
+
+@functools.lru_cache(maxsize=64)
+def _project_info(program_dir: str, _mtime_key: float) -> dict:
+    data = _load_yaml(os.path.join(program_dir, "Pulumi.yaml"))
+    if not isinstance(data.get("name"), str) or not data["name"]:
+        raise PreflightError(f"{os.path.join(program_dir, 'Pulumi.yaml')}: missing project `name`")
+    return data
+
+
+def discover_stacks(program_dir: str) -> list[str]:
+    """Names of every `Pulumi.<stack>.yaml` in the program directory, sorted."""
+    stacks = []
+    for entry in os.listdir(program_dir):
+        if entry.startswith("Pulumi.") and entry.endswith((".yaml", ".yml")):
+            middle = entry[len("Pulumi.") : entry.rindex(".")]
+            if middle:
+                stacks.append(middle)
+    return sorted(set(stacks))
+
+
+def _main_file(program_dir: str, info: dict) -> str:
+    main = info.get("main")
+    path = os.path.join(program_dir, main) if main else program_dir
+    if os.path.isdir(path):
+        path = os.path.join(path, "__main__.py")
+    if not os.path.isfile(path):
+        raise PreflightError(f"program entry point {path} not found")
+    return path
+
+
+def load_stack(program_dir: str, stack: str) -> StackConfig:
+    """Build the config of one stack: project defaults, then the stack file."""
+    program_dir = os.path.abspath(program_dir)
+    info = project_info(program_dir)
+    project = info["name"]
+    config: dict[str, str] = {}
+    secret_keys: list[str] = []
+
+    project_config = info.get("config") or {}
+    if not isinstance(project_config, dict):
+        raise PreflightError("Pulumi.yaml: `config` must be a mapping")
+    for key, spec in project_config.items():
+        full = _qualify(str(key), project)
+        # A schema object declares a type; its default/value (if any) is the value.
+        if isinstance(spec, dict) and ("type" in spec or "default" in spec or "value" in spec):
+            if "value" in spec:
+                config[full] = _to_config_string(spec["value"])
+            elif "default" in spec:
+                config[full] = _to_config_string(spec["default"])
+        else:
+            config[full] = _to_config_string(spec)
+
+    stack_file = None
+    for ext in (".yaml", ".yml"):
+        candidate = os.path.join(program_dir, f"Pulumi.{stack}{ext}")
+        if os.path.isfile(candidate):
+            stack_file = candidate
+            break
+    if stack_file is None:
+        raise PreflightError(f"Pulumi.{stack}.yaml not found in {program_dir}")
+    stack_data = _load_yaml(stack_file)
+    stack_config = stack_data.get("config") or {}
+    if not isinstance(stack_config, dict):
+        raise PreflightError(f"{stack_file}: `config` must be a mapping")
+    for key, value in stack_config.items():
+        full = _qualify(str(key), project)
+        value, is_secret = _mask_secure(value, full)
+        config[full] = _to_config_string(value)
+        if is_secret:
+            secret_keys.append(full)
+
+    return StackConfig(
+        program_dir=program_dir,
+        project=project,
+        stack=stack,
+        main=_main_file(program_dir, info),
+        config=config,
+        secret_keys=sorted(secret_keys),
+    )

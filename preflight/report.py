@@ -1,0 +1,125 @@
+"""Output: the readable summary, the verdict JSON, the resource list."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import dataclass, field
+from typing import Optional, TextIO
+
+from . import MASK
+from .analyzer import PolicyInfo, Violation
+from .engine import ResourceRecord, resource_view
+
+
+@dataclass
+class StackResult:
+    """Verdict for one stack of one program."""
+
+    program: str
+    stack: str
+    resources: list[ResourceRecord] = field(default_factory=list)
+    violations: list[Violation] = field(default_factory=list)
+    error: Optional[str] = None
+    elapsed_ms: float = 0.0
+
+
+def _urn_parts(urn: str) -> tuple[str, str]:
+    """(name, type) of a URN; ("", "") when there is none (stack-level finding)."""
+    parts = urn.split("::")
+    if len(parts) < 4:
+        return "", ""
+    return "::".join(parts[3:]), parts[2].split("$")[-1]
+
+
+def mandatory_count(results: list[StackResult]) -> int:
+    return sum(1 for r in results for v in r.violations if v.enforcement == "mandatory")
+
+
+def exit_code(results: list[StackResult]) -> int:
+    if any(r.error for r in results):
+        return 2
+    return 1 if mandatory_count(results) else 0
+
+
+def write_text(results: list[StackResult], out: TextIO) -> None:
+    """The human summary: one block per stack, then the verdict line."""
+    for r in results:
+        header = f"{r.stack}  ({r.program})"
+        if r.error:
+            out.write(f"== {header}: ERROR\n   {r.error}\n\n")
+            continue
+        out.write(f"== {header}: {len(r.resources)} resources, {len(r.violations)} violations\n")
+        for v in r.violations:
+            name, typ = _urn_parts(v.urn)
+            where = f"{name} ({typ})" if name else "stack"
+            controls = f" [{', '.join(v.controls)}]" if v.controls else ""
+            out.write(f"   {v.enforcement.upper():9} {v.policy}{controls}  {where}\n")
+            for line in v.message.splitlines():
+                out.write(f"             {line}\n")
+        out.write("\n")
+    mandatory = mandatory_count(results)
+    advisory = sum(1 for r in results for v in r.violations if v.enforcement == "advisory")
+    errors = sum(1 for r in results if r.error)
+    verdict = "ERROR" if errors else ("FAIL" if mandatory else "PASS")
+    out.write(
+        f"preflight: {verdict}: {len(results)} stacks, {mandatory} mandatory, {advisory} advisory"
+        f" violations, {errors} stack errors\n"
+    )
+
+
+def verdict_json(results: list[StackResult]) -> dict:
+    return {
+        "stacks": [
+            {
+                "program": r.program,
+                "stack": r.stack,
+                "resources": len(r.resources),
+                "error": r.error,
+                "violations": [
+                    {
+                        "policy": v.policy,
+                        "controls": v.controls,
+                        "enforcement": v.enforcement,
+                        "urn": v.urn,
+                        "message": v.message,
+                    }
+                    for v in r.violations
+                ],
+            }
+            for r in results
+        ]
+    }
+
+
+def resources_json(results: list[StackResult]) -> dict:
+    """Recorded resources per stack, in the same order as the verdict's stacks."""
+    return {
+        "stacks": [
+            {"stack": r.stack, "resources": [resource_view(x, MASK) for x in r.resources]}
+            for r in results
+        ]
+    }
+
+
+def policies_json(policies: list[PolicyInfo]) -> dict:
+    return {
+        "policies": [
+            {"name": p.name, "description": p.description, "enforcement": p.enforcement, "controls": p.controls}
+            for p in policies
+        ]
+    }
+
+
+def dump(data: dict, path: str) -> None:
+    """Write JSON to a file, or to stdout for "-"."""
+    text = json.dumps(data, indent=2) + "\n"
+    if path == "-":
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text)

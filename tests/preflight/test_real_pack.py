@@ -1,0 +1,50 @@
+"""preflight with the repository's real policy pack: the examples are clean,
+a hand-written broken program is flagged with the right control IDs."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+BROKEN = Path(__file__).resolve().parent / "fixtures" / "broken_host"
+
+
+def _preflight(*args: str) -> tuple[int, dict, str]:
+    proc = subprocess.run([sys.executable, "-m", "preflight", "--quiet", "--json", "-", *args],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    return proc.returncode, json.loads(proc.stdout), proc.stderr
+
+
+def test_example_stacks_pass_the_real_pack_with_no_violation():
+    code, report, stderr = _preflight()
+    stacks = {s["stack"]: s for s in report["stacks"]}
+    assert set(stacks) == {"example-public", "example-private"}, stderr
+    for stack in stacks.values():
+        assert stack["error"] is None
+        assert stack["resources"] > 10
+        assert stack["violations"] == [], stack["violations"]
+    assert code == 0
+
+
+def test_broken_program_is_flagged_with_each_control_id():
+    code, report, stderr = _preflight("--program", str(BROKEN))
+    assert code == 1, stderr
+    (stack,) = report["stacks"]
+    by_control: dict[str, list[dict]] = {}
+    for violation in stack["violations"]:
+        assert violation["enforcement"] == "mandatory"
+        for control in violation["controls"]:
+            by_control.setdefault(control, []).append(violation)
+    for control in ("RES-01", "ACC-01", "ACC-02", "DSK-01", "REL-01", "ISO-01"):
+        assert control in by_control, f"{control} not reported: {sorted(by_control)}"
+
+    def urns(control):
+        return {v["urn"].rsplit("::", 1)[-1] for v in by_control[control]}
+
+    assert "web" in urns("RES-01") and "web" in urns("ACC-01")
+    assert "admin-fw" in urns("ACC-02")
+    assert "data" in urns("DSK-01") and "data" in urns("REL-01")
+    assert {"net"} <= urns("ISO-01")
