@@ -1,0 +1,23 @@
+"""Host configuration: plain settings in, first-boot text out.
+
+Pure renderers for every file the client's host gets (sshd, nftables,
+fail2ban, unattended-upgrades, LUKS data volume, WireGuard, the Vault
+boot-secret fetcher) and :func:`render_cloud_config`, which puts them
+together into the server's ``#cloud-config`` user_data.
+"""
+
+from .boot_secrets import (
+    VAULT_NETWORK_WAIT_SECONDS, WRAPPED_SECRET_ID_WAIT_SECONDS, approle_role_id, boot_kv_path, render_boot_config,
+    render_secret_fetch_script, resolve_vault_address,
+)
+from .cloud_config import HETZNER_USER_DATA_LIMIT, PACKAGES, cloud_config, render_cloud_config, write_files
+from .data_volume import (
+    LUKS_CIPHER, LUKS_HASH, LUKS_KEY_BITS, LUKS_PBKDF, LUKS_TYPE, render_data_volume_script,
+    render_data_volume_unit,
+)
+from .fail2ban import BAN_TIME, FIND_TIME, MAX_RETRY, render_fail2ban_jail, render_fail2ban_odoo_filter
+from .nftables import render_nftables
+from .paths import *  # noqa: F401,F403  (the path constants are part of the interface)
+from .sshd import render_sshd_dropin, sshd_options
+from .updates import render_apt_timer_override, render_unattended_upgrades
+from .wireguard import render_wireguard_config

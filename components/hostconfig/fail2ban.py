@@ -1,0 +1,77 @@
+"""fail2ban jails for sshd and Odoo logins, banning through nftables (ACC-04)."""
+
+from __future__ import annotations
+
+from components.settings import Settings
+
+from .paths import FAIL2BAN_JAIL_PATH, FAIL2BAN_ODOO_FILTER_NAME, FAIL2BAN_ODOO_FILTER_PATH, ODOO_LOG_PATH
+
+MAX_RETRY = 5
+FIND_TIME = "10m"
+BAN_TIME = "1h"
+
+# Bookworm's fail2ban 1.0.2 action.d/nftables.conf takes table, chain,
+# chain_type, chain_hook, chain_priority and blocktype as parameters.
+# The Odoo jail bans before Docker's DNAT (dstnat = -100): traffic to the
+# proxy's published ports is DNATed in prerouting and then forwarded, so a
+# ban in the input hook would never see it.
+ODOO_BAN_CHAIN = "f2b-odoo-prerouting"
+ODOO_BAN_HOOK = "prerouting"
+ODOO_BAN_PRIORITY = -150
+
+
+def render_fail2ban_jail(settings: Settings) -> str:
+    del settings  # same jails for every client; kept for a uniform signature
+    return f"""\
+# {FAIL2BAN_JAIL_PATH}: managed by odoo-hosting (ACC-04).
+# jail.d/*.local is read after Debian's jail.d/defaults-debian.conf, so
+# these values win. Bans go through nftables (fail2ban's own inet table).
+
+[DEFAULT]
+maxretry = {MAX_RETRY}
+findtime = {FIND_TIME}
+bantime = {BAN_TIME}
+banaction = nftables-multiport
+banaction_allports = nftables-allports
+
+[sshd]
+# SSH answers only inside the WireGuard tunnel; the jail still guards it.
+# Debian 12 logs sshd to the journal only (no /var/log/auth.log).
+enabled = true
+backend = systemd
+port = 22
+
+[odoo]
+# Odoo runs in a container behind the TLS proxy, whose published ports are
+# DNATed by Docker in prerouting and then forwarded: an input-hook ban would
+# never see that traffic. This jail's chain hooks prerouting at priority
+# {ODOO_BAN_PRIORITY}, before Docker's dstnat (-100), so a banned address is
+# dropped before it is rewritten and forwarded. Drop, not reject: reject is
+# not valid in prerouting.
+enabled = true
+filter = {FAIL2BAN_ODOO_FILTER_NAME}
+logpath = {ODOO_LOG_PATH}
+backend = auto
+logtimezone = UTC
+port = 80,443
+action = nftables-multiport[name=odoo, port="80,443", protocol=tcp, chain={ODOO_BAN_CHAIN}, chain_hook={ODOO_BAN_HOOK}, chain_priority={ODOO_BAN_PRIORITY}, blocktype=drop]
+"""
+
+
+def render_fail2ban_odoo_filter() -> str:
+    # Odoo's line: "<date> <pid> INFO <db> odoo.addons.base.models.res_users:
+    # Login failed for db:<db> login:<login> from <ip>". The login is chosen
+    # by the attacker, so the greedy ".*" plus the end anchor take the LAST
+    # " from <ip>": a login containing " from 1.2.3.4" cannot frame 1.2.3.4.
+    return f"""\
+# {FAIL2BAN_ODOO_FILTER_PATH}: managed by odoo-hosting (ACC-04).
+# Failed Odoo logins, as Odoo's res_users logs them.
+
+[Definition]
+_odoo_prefix = ^\\s*\\d+ INFO \\S+ odoo\\.addons\\.base\\.models\\.res_users:
+failregex = %(_odoo_prefix)s Login failed for db:\\S* login:.* from <ADDR>\\s*$
+ignoreregex = %(_odoo_prefix)s Login successful for db:
+
+# Odoo's default format: "2024-05-01 12:00:00,123 ..." at the start of the line.
+datepattern = ^%%Y-%%m-%%d %%H:%%M:%%S(?:,%%f)?
+"""
