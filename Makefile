@@ -1,0 +1,51 @@
+# odoo-hosting: the two commands a newcomer needs are `make preflight` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell sha256sum requirements.lock | cut -c1-12)
+SYSTEM_PACKAGES := $(shell grep -v '^\#' tests/system-packages.txt)
+PYTEST_ARGS ?=
+
+.PHONY: preflight test test-unit system-deps bench lock venv clean
+
+# Offline preview of every example stack with the policy verdict (no cloud account needed).
+preflight: $(STAMP)
+	$(PY) -m preflight
+
+# Every test: unit (mocks), renderers, policies, preflight, real software.
+test: $(STAMP) system-deps
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+# Only the fast tests that need no system packages.
+test-unit: $(STAMP)
+	$(PY) -m pytest -m "not system" $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	$(PY) bench/preflight_fleet.py
+
+venv: $(STAMP)
+
+$(STAMP): requirements.lock
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check --require-hashes --no-deps -r requirements.lock
+	rm -f $(VENV)/.installed-* && touch $@
+
+# Debian packages the real-software tests run; installed only when root
+# (a developer without root gets skips, CI=true turns those into failures).
+system-deps:
+	@missing=$$(for p in $(SYSTEM_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q "install ok installed" || echo $$p; done); \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ]; then \
+	  echo "installing Debian packages:" $$missing; \
+	  DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	else echo "not root: skipping Debian packages:" $$missing "(their tests will skip)"; fi
+
+# Recompile the lock after changing requirements.in.
+lock: $(STAMP)
+	$(PY) -m pip install --quiet pip-tools
+	$(VENV)/bin/pip-compile --quiet --generate-hashes --strip-extras --allow-unsafe -o requirements.lock requirements.in
+
+clean:
+	rm -rf $(VENV) .pytest_cache
