@@ -237,3 +237,22 @@ def test_settings_are_frozen():
     settings = parse_settings(_raw())
     with pytest.raises(Exception):
         settings.location = "hel1"  # type: ignore[misc]
+
+
+def test_pulumi_yaml_schema_and_settings_agree_on_keys_and_defaults():
+    """Pulumi.yaml declares the scalar keys for the CLI; settings.KEYS is what
+    the program applies. They must not drift apart."""
+    import yaml
+
+    from components.settings import KEYS
+    from tests.conftest import ROOT
+
+    declared = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())["config"]
+    for key, spec in declared.items():
+        assert key in KEYS, f"Pulumi.yaml declares {key}, which the program does not read"
+        if "default" in spec:
+            assert spec["default"] == KEYS[key][0], key
+        else:
+            assert KEYS[key][0] in (None, [], {}), f"{key} has a program default but no schema default"
+    undeclared = set(KEYS) - set(declared)
+    assert undeclared == {"sshKeys", "vpn"}, "only the structured keys may be left out of the schema"
