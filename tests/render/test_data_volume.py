@@ -1,22 +1,13 @@
-"""DSK-01: the LUKS2 data volume script and unit, run for real on file images."""
+"""DSK-01: the LUKS2 data volume script and unit, by content (tests/system runs them on file images)."""
 
 from __future__ import annotations
 
-import json
-import os
 import re
-import subprocess
-from pathlib import Path
-
-import pytest
 
 from components.hostconfig import (
     DATA_MOUNT_POINT, DATA_VOLUME_DEVICE_GLOB, DATA_VOLUME_SCRIPT_PATH, render_data_volume_script,
     render_data_volume_unit,
 )
-from tests.conftest import require_tool
-
-TEST_KEY = "test-only-key-0123456789abcdefghijklmnopqrstuvwxyz"
 
 
 def _code(settings) -> list[str]:
@@ -82,116 +73,3 @@ def test_unit(settings):
                  "Wants=network-online.target", "Before=docker.service", "WantedBy=multi-user.target",
                  "RequiredBy=docker.service", f"ExecStart={DATA_VOLUME_SCRIPT_PATH}"):
         assert line in lines, line
-
-
-# ---- real cryptsetup on file images -------------------------------------------------
-
-
-@pytest.fixture
-def run(tmp_path, settings):
-    cryptsetup = require_tool("cryptsetup")
-    for tool in ("blkid", "wipefs", "bash"):
-        require_tool(tool)
-    script = tmp_path / "odoo-hosting-data-volume"
-    script.write_text(render_data_volume_script(settings))
-    script.chmod(0o700)
-    fetcher = tmp_path / "fake-secret"
-    fetcher.write_text(f"#!/bin/sh\n[ \"$1\" = luks-key ] || exit 3\necho '{TEST_KEY}'\n")
-    fetcher.chmod(0o700)
-    sbin = os.pathsep.join(["/usr/sbin", "/sbin", "/usr/bin", "/bin"])
-
-    def _run(device: Path, *args: str) -> subprocess.CompletedProcess:
-        env = {"PATH": sbin, "ODOO_HOSTING_DATA_DEVICE": str(device), "ODOO_HOSTING_SECRET_CMD": str(fetcher),
-               "ODOO_HOSTING_TEST_FAST_PBKDF": "1"}
-        return subprocess.run(["bash", str(script), *args], capture_output=True, text=True, timeout=60, env=env)
-
-    _run.cryptsetup = cryptsetup
-    return _run
-
-
-def _image(tmp_path: Path, name: str = "volume.img") -> Path:
-    image = tmp_path / name
-    with open(image, "wb") as handle:
-        handle.truncate(32 * 1024 * 1024)
-    return image
-
-
-def test_blank_device_is_formatted_with_production_cipher(run, tmp_path):
-    image = _image(tmp_path)
-    check = run(image, "--check")
-    assert check.returncode == 0, check.stderr
-    assert "state=blank action=format" in check.stdout
-    assert image.read_bytes()[:4096] == bytes(4096)  # --check changed nothing
-
-    formatted = run(image, "--format-only")
-    assert formatted.returncode == 0, formatted.stderr
-    dump = subprocess.run([run.cryptsetup, "luksDump", "--dump-json-metadata", str(image)],
-                          capture_output=True, text=True, check=True)
-    meta = json.loads(dump.stdout)
-    (segment,) = meta["segments"].values()
-    (keyslot,) = meta["keyslots"].values()
-    (digest,) = meta["digests"].values()
-    assert segment["encryption"] == "aes-xts-plain64"
-    assert keyslot["key_size"] * 8 == 512
-    assert keyslot["kdf"]["type"] == "argon2id"
-    assert digest["hash"] == "sha512"
-    # The key piped in is the key that opens it (exactly, no trailing newline).
-    opened = subprocess.run([run.cryptsetup, "open", "--test-passphrase", "--key-file", "-", str(image)],
-                            input=TEST_KEY, text=True, capture_output=True)
-    assert opened.returncode == 0, opened.stderr
-    assert TEST_KEY not in formatted.stdout + formatted.stderr
-
-    again = run(image, "--check")
-    assert "state=luks action=open" in again.stdout
-
-
-def test_existing_luks_is_never_reformatted(run, tmp_path):
-    image = _image(tmp_path)
-    assert run(image, "--format-only").returncode == 0
-    header = image.read_bytes()[:1 << 20]
-    assert run(image, "--format-only").returncode == 0
-    assert image.read_bytes()[:1 << 20] == header
-
-
-def test_foreign_signature_is_refused(run, tmp_path):
-    mkfs = require_tool("mkfs.ext4")
-    image = _image(tmp_path)
-    subprocess.run([mkfs, "-q", "-F", str(image)], check=True, capture_output=True)
-    before = image.read_bytes()[:1 << 20]
-    for mode in ("--check", "--format-only"):
-        result = run(image, mode)
-        assert result.returncode != 0
-        assert "refusing" in result.stderr and "ext4" in result.stderr
-    assert image.read_bytes()[:1 << 20] == before
-
-
-def test_failed_key_fetch_formats_nothing(run, tmp_path):
-    image = _image(tmp_path)
-    broken = tmp_path / "broken-secret"
-    broken.write_text("#!/bin/sh\necho 'vault unreachable' >&2\nexit 1\n")
-    broken.chmod(0o700)
-    env = {"PATH": "/usr/sbin:/sbin:/usr/bin:/bin", "ODOO_HOSTING_DATA_DEVICE": str(image),
-           "ODOO_HOSTING_SECRET_CMD": str(broken), "ODOO_HOSTING_TEST_FAST_PBKDF": "1"}
-    script = tmp_path / "odoo-hosting-data-volume"
-    result = subprocess.run(["bash", str(script), "--format-only"], capture_output=True, text=True, env=env)
-    assert result.returncode != 0
-    assert "could not fetch the LUKS key" in result.stderr
-    assert image.read_bytes()[:1 << 20] == bytes(1 << 20)
-
-
-def test_no_device_found_fails_clearly(settings, tmp_path):
-    require_tool("bash")
-    script = tmp_path / "dv"
-    # Same script, with the wait shortened and the glob pointing at an empty dir.
-    text = render_data_volume_script(settings).replace("DEVICE_WAIT_SECONDS=120", "DEVICE_WAIT_SECONDS=0")
-    text = text.replace(DATA_VOLUME_DEVICE_GLOB, f"{tmp_path}/scsi-0HC_Volume_*")
-    script.write_text(text)
-    result = subprocess.run(["bash", str(script), "--check"], capture_output=True, text=True, timeout=30,
-                            env={"PATH": "/usr/sbin:/sbin:/usr/bin:/bin"})
-    assert result.returncode != 0
-    assert "expected exactly one data volume" in result.stderr and "found 0" in result.stderr
-    for n in (1, 2):
-        (tmp_path / f"scsi-0HC_Volume_{n}").touch()
-    result = subprocess.run(["bash", str(script), "--check"], capture_output=True, text=True, timeout=30,
-                            env={"PATH": "/usr/sbin:/sbin:/usr/bin:/bin"})
-    assert result.returncode != 0 and "found 2" in result.stderr
