@@ -1,0 +1,1 @@
+"""VM tests: the rendered host booted in QEMU (issue #7)."""
