@@ -1,0 +1,126 @@
+"""The Caddy TLS proxy's Caddyfile, rendered from plain values (TLS-01, TLS-02).
+
+Public clients: one site per domain with an ACME certificate that Caddy
+renews itself, TLS 1.2+, HSTS for two years, and an explicit ``http://``
+site whose only job is a permanent (308) redirect to HTTPS. VPN-only
+clients: the site answers on the tunnel address with the internal CA's
+origin certificate (pulumi-tls), and the published ports are bound to that
+address only.
+
+Odoo's routes: ``/websocket`` (the bus, Odoo 16+) goes to the gevent port
+8072, everything else to 8069. Odoo runs with ``proxy_mode`` and trusts the
+``X-Forwarded-*`` headers Caddy sets.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional, Sequence
+
+HSTS_MAX_AGE = 63072000
+"""Two years (TLS-01 floor: 31536000)."""
+TLS_PROTOCOLS = ("tls1.2", "tls1.3")
+ODOO_HTTP_PORT = 8069
+ODOO_GEVENT_PORT = 8072
+WEBSOCKET_PATHS = ("/websocket", "/websocket/*", "/longpolling/*")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProxySite:
+    """What the proxy serves; plain values so tests can override ports and the ACME directory."""
+
+    addresses: Sequence[str]
+    """Public domains, or the VPN address (and internal names) for VPN-only clients."""
+    upstream: str
+    """Host name of the Odoo container on the private network."""
+    acme_email: Optional[str] = None
+    acme_ca: Optional[str] = None
+    """ACME directory; None is Let's Encrypt (tests point it at Pebble)."""
+    acme_ca_root: Optional[str] = None
+    """PEM file of the ACME server's CA (tests: Pebble's)."""
+    certificate: Optional[tuple[str, str]] = None
+    """(cert file, key file) in the container: the origin certificate (VPN-only)."""
+    http_port: int = 80
+    https_port: int = 443
+    bind: Optional[str] = None
+    """Listen address inside the container (tests: 127.0.0.1); None = all."""
+    storage_dir: Optional[str] = None
+    """Where Caddy keeps ACME accounts and certificates (tests: a temp dir)."""
+    upstream_http_port: int = ODOO_HTTP_PORT
+    upstream_gevent_port: int = ODOO_GEVENT_PORT
+
+    def __post_init__(self) -> None:
+        if not self.addresses:
+            raise ValueError("a proxy needs at least one site address")
+        if self.certificate is None and not self.acme_email:
+            raise ValueError("ACME needs an account e-mail")
+
+
+def render_caddyfile(site: ProxySite) -> str:
+    glob = [
+        f"\thttp_port {site.http_port}",
+        f"\thttps_port {site.https_port}",
+        # Only TCP is published; no HTTP/3 listener.
+        "\tservers {",
+        "\t\tprotocols h1 h2",
+        "\t}",
+    ]
+    if site.certificate is None:
+        glob.append(f"\temail {site.acme_email}")
+        if site.acme_ca:
+            glob.append(f"\tacme_ca {site.acme_ca}")
+        if site.acme_ca_root:
+            glob.append(f"\tacme_ca_root {site.acme_ca_root}")
+    if site.storage_dir:
+        glob.append(f"\tstorage file_system {site.storage_dir}")
+    # The admin API is only reachable inside the container; off is simpler still.
+    glob.append("\tadmin off")
+
+    bind = [f"\tbind {site.bind}"] if site.bind else []
+    if site.certificate is None:
+        tls = ["\ttls {", f"\t\tprotocols {' '.join(TLS_PROTOCOLS)}", "\t}"]
+    else:
+        cert, key = site.certificate
+        tls = [f"\ttls {cert} {key} {{", f"\t\tprotocols {' '.join(TLS_PROTOCOLS)}", "\t}"]
+    https_addresses = ", ".join(f"https://{a}:{site.https_port}" if site.https_port != 443 else f"https://{a}"
+                                for a in site.addresses)
+    http_addresses = ", ".join(f"http://{a}:{site.http_port}" if site.http_port != 80 else f"http://{a}"
+                               for a in site.addresses)
+    https_suffix = "" if site.https_port == 443 else f":{site.https_port}"
+    lines = [
+        "# Managed by odoo-hosting (TLS-01/TLS-02). Rendered from the stack settings.",
+        "{",
+        *glob,
+        "}",
+        "",
+        f"{https_addresses} {{",
+        *bind,
+        *tls,
+        f'\theader Strict-Transport-Security "max-age={HSTS_MAX_AGE}; includeSubDomains"',
+        "\theader -Server",
+        f"\t@odoo_websocket path {' '.join(WEBSOCKET_PATHS)}",
+        f"\treverse_proxy @odoo_websocket {site.upstream}:{site.upstream_gevent_port}",
+        f"\treverse_proxy {site.upstream}:{site.upstream_http_port}",
+        "}",
+        "",
+        "# Plain HTTP answers only with a permanent redirect to HTTPS.",
+        f"{http_addresses} {{",
+        *bind,
+        f"\tredir https://{{host}}{https_suffix}{{uri}} 308",
+        "}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def internal_name(client_id: str) -> str:
+    """The VPN-only site's name (``.internal`` is reserved for private use)."""
+    return f"odoo.{client_id}.internal"
+
+
+def proxy_site(settings, *, origin_certificate: tuple[str, str]) -> ProxySite:
+    """The production site for a client: ACME for public clients, the origin
+    certificate on the VPN address for VPN-only ones."""
+    if settings.public:
+        return ProxySite(addresses=settings.domains, upstream="odoo", acme_email=settings.acme_email)
+    return ProxySite(addresses=(str(settings.vpn.host_address), internal_name(settings.client_id)),
+                     upstream="odoo", certificate=origin_certificate)

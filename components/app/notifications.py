@@ -1,0 +1,75 @@
+"""The client's incident channel (INC-01): an SNS topic in the EU.
+
+Backup failures (the backup timer's OnFailure hook) and security events
+(fail2ban bans over a threshold, Vault audit alerts) publish here; the
+client's contacts are e-mail subscriptions. SNS was chosen because the
+backups already live in AWS (pulumi-aws), it needs no server of its own, it
+is regional (pinned to an EU region on an explicit provider, RES-01) and it
+encrypts at rest with a per-client KMS key.
+
+E-mail subscriptions stay "pending confirmation" until each contact clicks
+the link AWS sends; that is AWS's anti-spam rule, not something to bypass.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Mapping, Optional, Sequence
+
+import pulumi
+import pulumi_aws as aws
+
+
+@dataclass(frozen=True, kw_only=True)
+class IncidentChannelArgs:
+    """Arguments of :class:`IncidentChannel`."""
+
+    client_id: str
+    region: str
+    """EU AWS region (validated by settings)."""
+    contacts: Sequence[str]
+    """E-mail addresses of the client's incident contacts."""
+    tags: Mapping[str, str]
+
+    def __post_init__(self) -> None:
+        if not self.region.startswith("eu-"):
+            raise ValueError("the incident channel stays in an EU region")
+        if not self.contacts:
+            raise ValueError("an incident channel needs at least one contact")
+
+
+class IncidentChannel(pulumi.ComponentResource):
+    """Per-client SNS topic (KMS-encrypted) with the client's contacts subscribed."""
+
+    topic_arn: pulumi.Output[str]
+
+    def __init__(self, name: str, args: IncidentChannelArgs, opts: Optional[pulumi.ResourceOptions] = None) -> None:
+        super().__init__("odoo-hosting:app:IncidentChannel", name, None, opts)
+        tags = dict(args.tags)
+        provider = aws.Provider(f"{name}-aws", region=args.region, default_tags=aws.ProviderDefaultTagsArgs(tags=tags),
+                                opts=pulumi.ResourceOptions(parent=self))
+        child = pulumi.ResourceOptions(parent=self, provider=provider)
+        key = aws.kms.Key(
+            f"{name}-key",
+            description=f"odoo-hosting {args.client_id}: incident channel",
+            enable_key_rotation=True,
+            deletion_window_in_days=30,
+            tags=tags,
+            opts=pulumi.ResourceOptions(parent=self, provider=provider, protect=True),
+        )
+        topic = aws.sns.Topic(
+            f"{name}-topic",
+            name=f"odoo-hosting-{args.client_id}-incidents",
+            # The key id (accepted like the ARN); known as soon as the key exists.
+            kms_master_key_id=key.id,
+            tags=tags,
+            opts=child,
+        )
+        for email in args.contacts:
+            # Named by the address, not its position: reordering the list changes nothing.
+            digest = hashlib.sha256(email.lower().encode()).hexdigest()[:10]
+            aws.sns.TopicSubscription(f"{name}-contact-{digest}", topic=topic.arn, protocol="email", endpoint=email,
+                                      opts=child)
+        self.topic_arn = topic.arn
+        self.register_outputs({"topic_arn": self.topic_arn})
