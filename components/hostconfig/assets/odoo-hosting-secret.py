@@ -49,7 +49,7 @@ def load_config():
     return config
 
 
-def vault(config, method, path, token=None, body=None):
+def vault(config, method, path, token=None, body=None, wrap_ttl=None):
     """One Vault API call; returns the decoded JSON (or {} for no content).
 
     Connection errors are retried for network_wait_seconds (the network may
@@ -67,6 +67,8 @@ def vault(config, method, path, token=None, body=None):
         request.add_header("Content-Type", "application/json")
         if token:
             request.add_header("X-Vault-Token", token)
+        if wrap_ttl:
+            request.add_header("X-Vault-Wrap-TTL", wrap_ttl)
         try:
             with urllib.request.urlopen(request, timeout=float(config.get("http_timeout_seconds", 15)),
                                         context=context) as response:
@@ -135,9 +137,38 @@ def read_wrapping_token(config):
     return text
 
 
+def bootstrap(config):
+    """Have Vault mint a fresh secret-id for this host, response-wrapped and single use.
+
+    The bootstrap AppRole needs no secret-id: it accepts logins only from this
+    host's address, and its one-use token may do one thing, ask for a wrapped
+    secret-id of the host role. The wrapping token lands where a delivered
+    one would; the usual unwrap-once flow follows.
+    """
+    backend = config.get("approle_path") or "approle"
+    auth = vault(config, "POST", f"auth/{backend}/login",
+                 body={"role_id": config["bootstrap_role_id"]}).get("auth") or {}
+    token = auth.get("client_token")
+    if not token:
+        raise Failure("bootstrap AppRole login returned no client token")
+    creation_path = f"auth/{backend}/role/{config['role_id']}/secret-id"
+    wrap = vault(config, "POST", creation_path, token=token, body={},
+                 wrap_ttl=str(config.get("bootstrap_wrap_ttl") or "60s")).get("wrap_info") or {}
+    if wrap.get("creation_path") != creation_path or not wrap.get("token"):
+        raise Failure("Vault did not answer with a wrapped secret-id of this host's role")
+    write_private(config["wrapped_secret_id_path"], wrap["token"])
+    log("obtained a wrapped secret-id through the bootstrap role")
+
+
 def login(config):
-    wrapping_token = read_wrapping_token(config)
     path = config["wrapped_secret_id_path"]
+    if not os.path.exists(path) and config.get("bootstrap_role_id"):
+        try:
+            bootstrap(config)
+        except Failure as error:
+            # A delivered secret-id (operator, test harness) still works.
+            log(f"bootstrap failed ({error}); waiting for a delivered secret-id")
+    wrapping_token = read_wrapping_token(config)
     try:
         unwrapped = vault(config, "POST", "sys/wrapping/unwrap", token=wrapping_token)
     except VaultHTTPError as error:
@@ -175,23 +206,32 @@ def client_token(config):
         lock.close()
 
 
-def read_secret(config, token):
-    path = f"{config['kv_mount']}/data/{config['kv_path']}"
+def read_secret(config, token, kv_path=None):
+    path = f"{config['kv_mount']}/data/{kv_path or config['kv_path']}"
     response = vault(config, "GET", path, token=token)
     data = ((response.get("data") or {}).get("data")) or {}
     return data
 
 
 def main(argv):
+    # --path KIND reads another of the client's paths (boot.json "kv_paths"), e.g. backup.
+    kind = None
+    if len(argv) == 4 and argv[1] == "--path" and NAME_RE.match(argv[2]):
+        kind, argv = argv[2], [argv[0], argv[3]]
     if len(argv) != 2 or not NAME_RE.match(argv[1]):
-        log("usage: odoo-hosting-secret NAME")
+        log("usage: odoo-hosting-secret [--path KIND] NAME")
         return 2
     name = argv[1]
     try:
         config = load_config()
+        kv_path = config["kv_path"]
+        if kind is not None:
+            kv_path = (config.get("kv_paths") or {}).get(kind)
+            if not isinstance(kv_path, str) or not kv_path:
+                raise Failure(f"{CONFIG_PATH}: no kv_paths entry {kind!r}")
         token = client_token(config)
         try:
-            data = read_secret(config, token)
+            data = read_secret(config, token, kv_path)
         except VaultHTTPError as error:
             if error.code != 403:
                 raise
@@ -199,10 +239,10 @@ def main(argv):
             # needs a freshly delivered secret-id.
             log("cached Vault token rejected; logging in again")
             os.unlink(config["token_cache_path"])
-            data = read_secret(config, client_token(config))
+            data = read_secret(config, client_token(config), kv_path)
         value = data.get(name)
         if not isinstance(value, str) or not value:
-            raise Failure(f"secret {name!r} not found at {config['kv_mount']}/{config['kv_path']}")
+            raise Failure(f"secret {name!r} not found at {config['kv_mount']}/{kv_path}")
     except Failure as error:
         log(f"ERROR: {error}")
         return 1

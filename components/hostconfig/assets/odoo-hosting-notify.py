@@ -1,0 +1,87 @@
+#!/usr/bin/python3
+"""odoo-hosting-notify SUBJECT: publish stdin to the client's incident channel (INC-01).
+
+Managed by odoo-hosting. Python standard library only. The channel is the
+client's SNS topic; its ARN and the credentials allowed to publish to it are
+read from Vault at run time (``@SECRET_FETCH_PATH@ --path backup``), or from the
+environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, INCIDENT_TOPIC_ARN) when
+the caller already holds them. NOTIFY_SNS_ENDPOINT overrides the endpoint
+(tests only). Exit 0 when SNS accepted the message.
+"""
+
+import datetime
+import hashlib
+import hmac
+import os
+import subprocess
+import sys
+import urllib.error
+import urllib.parse
+import urllib.request
+
+FETCH = ["@SECRET_FETCH_PATH@", "--path", "backup"]
+PROG = "odoo-hosting-notify"
+
+
+def secret(name, env):
+    if os.environ.get(env):
+        return os.environ[env]
+    command = os.environ.get("SECRET_FETCH", "").split() or FETCH
+    result = subprocess.run(command + [name], capture_output=True, text=True, timeout=120)
+    if result.returncode != 0:
+        raise RuntimeError(f"cannot read {name} from Vault: {result.stderr.strip()}")
+    return result.stdout.strip()
+
+
+def _sign(key, text):
+    return hmac.new(key, text.encode(), hashlib.sha256).digest()
+
+
+def publish(topic_arn, subject, message, key_id, secret_key):
+    region = topic_arn.split(":")[3]
+    endpoint = os.environ.get("NOTIFY_SNS_ENDPOINT") or f"https://sns.{region}.amazonaws.com/"
+    url = urllib.parse.urlsplit(endpoint)
+    body = urllib.parse.urlencode({
+        "Action": "Publish", "Version": "2010-03-31", "TopicArn": topic_arn,
+        # SNS subjects: printable ASCII, at most 100 characters.
+        "Subject": "".join(c for c in subject if 32 <= ord(c) < 127)[:100], "Message": message,
+    })
+    now = datetime.datetime.now(datetime.timezone.utc)
+    amz_date, day = now.strftime("%Y%m%dT%H%M%SZ"), now.strftime("%Y%m%d")
+    content_type = "application/x-www-form-urlencoded; charset=utf-8"
+    canonical_headers = f"content-type:{content_type}\nhost:{url.netloc}\nx-amz-date:{amz_date}\n"
+    signed_headers = "content-type;host;x-amz-date"
+    canonical_request = "\n".join(["POST", url.path or "/", "", canonical_headers, signed_headers,
+                                   hashlib.sha256(body.encode()).hexdigest()])
+    scope = f"{day}/{region}/sns/aws4_request"
+    to_sign = "\n".join(["AWS4-HMAC-SHA256", amz_date, scope, hashlib.sha256(canonical_request.encode()).hexdigest()])
+    key = _sign(_sign(_sign(_sign(("AWS4" + secret_key).encode(), day), region), "sns"), "aws4_request")
+    signature = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
+    request = urllib.request.Request(endpoint, data=body.encode(), method="POST")
+    request.add_header("Content-Type", content_type)
+    request.add_header("X-Amz-Date", amz_date)
+    request.add_header("Authorization", f"AWS4-HMAC-SHA256 Credential={key_id}/{scope}, "
+                                        f"SignedHeaders={signed_headers}, Signature={signature}")
+    with urllib.request.urlopen(request, timeout=30) as response:
+        response.read()
+
+
+def main(argv):
+    if len(argv) != 2:
+        print(f"usage: {PROG} SUBJECT  (message on stdin)", file=sys.stderr)
+        return 2
+    message = sys.stdin.read() or argv[1]
+    try:
+        topic = secret("incident-topic-arn", "INCIDENT_TOPIC_ARN")
+        key_id = secret("aws-access-key-id", "AWS_ACCESS_KEY_ID")
+        secret_key = secret("aws-secret-access-key", "AWS_SECRET_ACCESS_KEY")
+        publish(topic, argv[1], message, key_id, secret_key)
+    except (RuntimeError, OSError, urllib.error.URLError, IndexError) as error:
+        print(f"{PROG}: ERROR: {error}", file=sys.stderr)
+        return 1
+    print(f"{PROG}: reported to the incident channel", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
