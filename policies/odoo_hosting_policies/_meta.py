@@ -9,9 +9,10 @@ The preflight harness and auditors read the control IDs from
 from __future__ import annotations
 
 import re
-from typing import Any, Callable, Iterable, List, Mapping, Optional, Sequence
+from typing import AbstractSet, Any, Callable, Iterable, List, Mapping, Optional, Sequence, Union
 
 from pulumi_policy import (
+    EnforcementLevel,
     PolicyComplianceFramework,
     PolicyConfigSchema,
     ReportViolation,
@@ -37,6 +38,34 @@ CONTROLS = {
     "ISO-01": "Each client is its own island; every resource carries the client id.",
     "RES-01": "All compute and data stay in the EU: Hetzner fsn1/nbg1/hel1 (eu-central), AWS eu-*.",
     "BKP-02": "Backups are stored in an EU region.",
+    "BKP-04": "Backup bucket hardening: SSE-KMS with a per-client rotated key, versioning, object lock with "
+              "a default retention, public access blocked, ACLs disabled, TLS-only bucket policy, lifecycle "
+              "to an archive class with expiry and abort of incomplete uploads.",
+    "BKP-05": "Bucket credentials are per client and limited to that client's bucket (no * action or resource).",
+    "ISO-02": "Containers: not privileged, no host network/PID namespace, no Docker socket, no-new-privileges; "
+              "only the TLS proxy publishes ports, the database none.",
+    "SWU-01": "Automatic security updates (unattended-upgrades, security origins, automatic reboot); "
+              "container images pinned by digest.",
+    "TLS-04": "Program-made keys are ECDSA P-256+, Ed25519 or RSA >= 3072; certificates valid <= 90 days "
+              "with an early-renewal window.",
+    "SEC-02": "Each client's Vault policy grants only its own path: no wildcard reaching other clients, no "
+              "sudo, no sys/*; AppRole bound to an address with short token TTLs and single-use secret-ids.",
+    "SEC-03": "A break-glass Vault policy allows sys/seal, and a Vault audit device is enabled.",
+    "TLS-01": "Public sites only over HTTPS with self-renewing (ACME) certificates; HTTP only redirects "
+              "permanently; HSTS max-age >= 31536000; TLS >= 1.2.",
+    "TLS-03": "Connections from Odoo to outside systems use TLS; a plaintext one raises an advisory warning "
+              "naming the endpoint.",
+    "ACC-05": "OAuth or LDAP login per client; LDAP only over TLS (ldaps:// or STARTTLS); their secrets "
+              "follow SEC-01.",
+    "ACC-03": "Odoo's master password is stored hashed; list_db = False, dbfilter pinned to the client's "
+              "database, proxy_mode = True.",
+    "ACC-04": "fail2ban bans the source after <= 5 failures within >= 10 minutes, for >= 1 hour, "
+              "through nftables; the sshd jail is enabled.",
+    "BKP-01": "Every client host runs an automated daily backup (database dump + filestore, systemd timer) "
+              "and verifies the repository at least weekly; a failed backup notifies (INC-01).",
+    "BKP-03": "Backups are encrypted on the host before sending, with a per-client password from Vault "
+              "(never stored on the host), rotated at least every 90 days.",
+    "INC-01": "Backup failures and security events reach the client's incident channel.",
 }
 
 _NAME_RE = re.compile(r"^[a-z0-9]+(-[a-z0-9]+){2,}$")
@@ -85,14 +114,57 @@ def _guard_config(validate: Callable[[Any, ReportViolation], None]) -> Callable[
     return guarded
 
 
+AppliesTo = Union[Sequence[str], AbstractSet[str], Callable[[str], bool], None]
+
+
+def _only_for(applies_to: AppliesTo, validate: Callable[[Any, ReportViolation], None]
+              ) -> Callable[[Any, ReportViolation], None]:
+    """``validate`` preceded by the type check: another type gets ``args.not_applicable(...)``."""
+    if applies_to is None:
+        return validate
+    if isinstance(applies_to, str):
+        raise TypeError("applies_to takes a collection of type tokens or a predicate, not a single string")
+    if callable(applies_to):
+        judged: Callable[[str], bool] = applies_to
+        reason = "judges only the resource types its predicate accepts"
+    else:
+        types = frozenset(applies_to)
+        if not types:
+            raise ValueError("applies_to is an empty collection; the policy would judge nothing")
+        judged = types.__contains__
+        reason = f"judges only {', '.join(sorted(types))}"
+
+    def typed(args: Any, report_violation: ReportViolation) -> None:
+        if not judged(args.resource_type):
+            args.not_applicable(reason)
+        validate(args, report_violation)
+
+    return typed
+
+
 def resource_policy(*, name: str, description: str, controls: Sequence[str], severity: Severity,
                     remediation: str, validate: Callable[[ResourceValidationArgs, ReportViolation], None],
-                    config: Optional[Mapping[str, Mapping[str, Any]]] = None) -> ResourceValidationPolicy:
+                    config: Optional[Mapping[str, Mapping[str, Any]]] = None,
+                    enforcement_level: Optional[EnforcementLevel] = None,
+                    applies_to: AppliesTo = None) -> ResourceValidationPolicy:
+    """``enforcement_level`` None: the pack's level (mandatory); set it only for advisory controls.
+
+    ``applies_to`` names the resources the policy judges: a collection of Pulumi type tokens
+    (``"hcloud:index/server:Server"``; looked up in a frozenset) or a predicate on the type token
+    (``lambda t: t.startswith("aws:")``). For any other type the wrapped validate calls
+    ``args.not_applicable("judges only ...")`` before ``validate`` runs, and the SDK answers with a
+    PolicyNotApplicable entry in the AnalyzeResponse instead of an empty (passing) result. Preflight's
+    compliance report uses those not-applicable answers to tell "kept" (judged, no violation) from
+    "not applicable" (never judged), so ``applies_to`` must be a superset of every type ``validate``
+    can report on. None (the default) keeps the old behaviour: every resource counts as judged.
+    A bad config value still becomes a violation naming the key (:func:`_guard_config`).
+    """
     _check_metadata(name, description)
     return ResourceValidationPolicy(
         name=name,
         description=description,
-        validate=_guard_config(validate),
+        enforcement_level=enforcement_level,
+        validate=_only_for(applies_to, _guard_config(validate)),
         severity=severity,
         framework=_framework(controls),
         remediation_steps=remediation,
@@ -102,11 +174,14 @@ def resource_policy(*, name: str, description: str, controls: Sequence[str], sev
 
 def stack_policy(*, name: str, description: str, controls: Sequence[str], severity: Severity,
                  remediation: str, validate: Callable[[StackValidationArgs, ReportViolation], None],
-                 config: Optional[Mapping[str, Mapping[str, Any]]] = None) -> StackValidationPolicy:
+                 config: Optional[Mapping[str, Mapping[str, Any]]] = None,
+                 enforcement_level: Optional[EnforcementLevel] = None) -> StackValidationPolicy:
+    """``enforcement_level`` None: the pack's level (mandatory); set it only for advisory controls."""
     _check_metadata(name, description)
     return StackValidationPolicy(
         name=name,
         description=description,
+        enforcement_level=enforcement_level,
         validate=_guard_config(validate),
         severity=severity,
         framework=_framework(controls),
@@ -159,6 +234,29 @@ def config_port_list(args: Any, key: str, default: Iterable[int]) -> List[int]:
     return [_as_port(key, v) for v in value]
 
 
+def config_int(args: Any, key: str, default: int, minimum: Optional[int] = None,
+               maximum: Optional[int] = None) -> int:
+    """A whole number (the engine may hand it over as a float or a numeric string)."""
+    value = config_value(args, key, default)
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        value = int(value.strip())
+    bounds = (f" >= {minimum}" if minimum is not None else "") + (f" <= {maximum}" if maximum is not None else "")
+    if (isinstance(value, bool) or not isinstance(value, int)
+            or (minimum is not None and value < minimum) or (maximum is not None and value > maximum)):
+        raise PolicyConfigError(key, f"must be a whole number{bounds}, got {value!r}")
+    return value
+
+
+def config_optional_string_list(args: Any, key: str, pattern: Optional[re.Pattern] = None) -> Optional[List[str]]:
+    """A list of strings, or None when the key is absent (the check it tunes is then off)."""
+    cfg = args.get_config() or {}
+    if key not in cfg or cfg[key] is None:
+        return None
+    return config_string_list(args, key, (), pattern)
+
+
 def config_string(args: Any, key: str, default: str, pattern: Optional[re.Pattern] = None) -> str:
     value = config_value(args, key, default)
     if not isinstance(value, str) or not value.strip() or (pattern and not pattern.match(value.strip())):
@@ -184,6 +282,37 @@ def get(props: Mapping[str, Any], key: str, default: Any = None) -> Any:
 
 def is_true(value: Any) -> bool:
     return value is True or (isinstance(value, str) and value.strip().lower() == "true")
+
+
+def as_number(value: Any) -> Optional[float]:
+    """A number given as int, float or numeric string (``"4096"``); None otherwise."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value.strip())
+        except ValueError:
+            return None
+    return None
+
+
+def shown(value: Any) -> str:
+    """A value for a message: 3600.0 (the engine's JSON number) reads as 3600."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def as_list(value: Any) -> List[Any]:
+    """A list input that a program may also give as a single value; every element is read
+    (an unknown element raises UnknownValueError)."""
+    if value is None:
+        return []
+    if isinstance(value, (str, bytes)) or isinstance(value, Mapping) or not isinstance(value, Sequence):
+        return [value]
+    return [value[i] for i in range(len(value))]
 
 
 def labels_of(props: Mapping[str, Any], key: str = "labels") -> Mapping[str, Any]:

@@ -192,7 +192,7 @@ def no_public_ingress_except(*, name: str, description: str, controls: Sequence[
 
     return resource_policy(
         name=name, description=description, controls=controls, severity=Severity.CRITICAL,
-        remediation=remediation, validate=validate, config=_CONFIG)
+        remediation=remediation, validate=validate, config=_CONFIG, applies_to=(resource_type,))
 
 
 hcloud_firewall_public_ingress = no_public_ingress_except(
@@ -223,6 +223,7 @@ hcloud_server_firewall_attached = resource_policy(
     severity=Severity.HIGH,
     remediation="Pass the client's hcloud.Firewall ID in the server's firewallIds.",
     validate=_validate_server_firewall,
+    applies_to=(SERVER,),
 )
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import re
-from typing import Any, Mapping, Optional, Tuple
+from pathlib import Path
+from typing import Any, FrozenSet, Mapping, Optional, Sequence, Tuple
 
 from pulumi_policy import ReportViolation, ResourceValidationArgs, Severity, StackValidationArgs
 from pulumi_policy.proxy import UnknownValueError
@@ -56,21 +58,87 @@ hcloud_client_label = resource_policy(
     remediation="Pass labels={'client': <client id>, ...} to every hcloud resource (the key is the "
                 "clientLabelKey policy setting).",
     validate=_validate_client_label,
+    applies_to=LABELLED_TYPES,
     config=_CONFIG,
 )
 
-# Where a resource keeps its labels or tags, by provider prefix.
+# Every pulumi-aws resource type that takes `tags`, generated from pulumi-aws
+# (tests/policy/test_aws_tagging.py checks it against the installed SDK).
+AWS_TAGGED_TYPES: FrozenSet[str] = frozenset(
+    line.strip() for line in (Path(__file__).with_name("aws_tagged_types.txt")).read_text().splitlines()
+    if line.strip() and not line.startswith("#"))
+
+
+def _default_tags(provider: Any) -> Mapping[str, Any]:
+    """The provider's defaultTags.tags (provider inputs may arrive JSON-encoded)."""
+    if provider is None or provider.resource_type != "pulumi:providers:aws":
+        return {}
+    value = get(provider.props, "defaultTags")
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return {}
+    tags = value.get("tags") if isinstance(value, Mapping) else None
+    if isinstance(tags, str):
+        try:
+            tags = json.loads(tags)
+        except ValueError:
+            return {}
+    return tags if isinstance(tags, Mapping) else {}
+
+
+def _validate_aws_client_tag(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    if args.resource_type not in AWS_TAGGED_TYPES:
+        return
+    key = config_string(args, "clientLabelKey", DEFAULT_CLIENT_LABEL, _LABEL_KEY)
+    tags = get(args.props, "tags", {})
+    value = tags[key] if isinstance(tags, Mapping) and key in tags else None
+    if value is None:
+        defaults = _default_tags(args.provider)
+        value = defaults[key] if key in defaults else None
+    if not isinstance(value, str) or not value.strip():
+        report_violation(
+            f"the resource has no non-empty '{key}' tag (own tags or its provider's defaultTags), so it "
+            f"cannot be traced to its client; set tags['{key}'] to the client id.", None)
+
+
+aws_client_tag = resource_policy(
+    name="aws-resource-client-tag",
+    description="Checks that every AWS resource that takes tags carries the client tag with a non-empty "
+                "value (its own tags or its provider's defaultTags).",
+    controls=["ISO-01"],
+    severity=Severity.MEDIUM,
+    remediation="Set default_tags={'tags': {'client': <client id>}} on the client's aws.Provider, or "
+                "tags={'client': <client id>} on each resource (the key is the clientLabelKey setting).",
+    validate=_validate_aws_client_tag,
+    applies_to=AWS_TAGGED_TYPES,
+    config=_CONFIG,
+)
+
+
+# Where a resource keeps its labels or tags: hcloud labels and AWS tags are
+# maps, Docker container labels a list of {label, value}.
 _LABEL_INPUTS = ("labels", "tags")
+
+
+def _bag_value(bag: Any, key: str) -> Any:
+    if isinstance(bag, Mapping):
+        return bag[key] if key in bag else None
+    if isinstance(bag, Sequence) and not isinstance(bag, str):
+        for i in range(len(bag)):
+            item = bag[i]
+            if isinstance(item, Mapping) and "label" in item and item["label"] == key:
+                return item["value"] if "value" in item else None
+    return None
 
 
 def _client_of(resource: Any, key: str) -> Optional[str]:
     for name in _LABEL_INPUTS:
         try:
-            bag = get(resource.props, name)
-            if isinstance(bag, Mapping) and key in bag:
-                value = bag[key]
-                if isinstance(value, str) and value.strip():
-                    return value.strip()
+            value = _bag_value(get(resource.props, name), key)
+            if isinstance(value, str) and value.strip():
+                return value.strip()
         except UnknownValueError:
             # Not known yet: the per-resource policy reports it; nothing to compare here.
             continue

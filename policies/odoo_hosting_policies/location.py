@@ -7,7 +7,7 @@ from typing import Any, List, Optional
 
 from pulumi_policy import ReportViolation, ResourceValidationArgs, Severity
 
-from ._meta import config_string_list, get, resource_policy
+from ._meta import config_optional_string_list, config_string_list, get, resource_policy
 
 DEFAULT_LOCATIONS = ("fsn1", "nbg1", "hel1")
 DEFAULT_NETWORK_ZONES = ("eu-central",)
@@ -38,6 +38,10 @@ _LOCATION_CONFIG = {
         "type": "array", "items": {"type": "string"}, "minItems": 1,
         "default": list(DEFAULT_NETWORK_ZONES),
         "description": "Hetzner network zones allowed for subnets and load balancers.",
+    },
+    "allowedServerTypes": {
+        "type": "array", "items": {"type": "string"}, "minItems": 1,
+        "description": "Optional: Hetzner server types allowed (e.g. cx23, cx33, cpx22); unset, any type passes.",
     },
 }
 
@@ -79,6 +83,13 @@ def _validate_hcloud(args: ResourceValidationArgs, report_violation: ReportViola
             report_violation(
                 f"networkZone '{zone}' is not an allowed EU network zone ({', '.join(zones)}); "
                 f"set networkZone to one of them.", None)
+    if args.resource_type == _SERVER:
+        types = config_optional_string_list(args, "allowedServerTypes", _NAME)
+        server_type = get(args.props, "serverType")
+        if types is not None and (not isinstance(server_type, str) or server_type.strip().lower() not in types):
+            report_violation(
+                f"serverType '{server_type}' is not one of the allowed server types ({', '.join(types)}); "
+                "set serverType to one of them.", None)
     if not seen and args.resource_type in (_SERVER, _LOAD_BALANCER):
         what = "location or datacenter" if args.resource_type == _SERVER else "location or networkZone"
         report_violation(
@@ -89,12 +100,14 @@ def _validate_hcloud(args: ResourceValidationArgs, report_violation: ReportViola
 hcloud_eu_location = resource_policy(
     name="hcloud-resource-eu-location",
     description="Checks that Hetzner servers, volumes, IPs, load balancers, storage boxes and subnets "
-                "are placed in allowed EU locations and network zones.",
+                "are placed in allowed EU locations and network zones (and, when allowedServerTypes is "
+                "set, that servers use one of those types).",
     controls=["RES-01"],
     severity=Severity.HIGH,
     remediation="Set location (or a datacenter of an allowed location) to fsn1, nbg1 or hel1, and "
                 "networkZone to eu-central.",
     validate=_validate_hcloud,
+    applies_to=tuple(_LOCATED) + _ZONED,
     config=_LOCATION_CONFIG,
 )
 
@@ -128,6 +141,7 @@ aws_provider_eu_region = resource_policy(
     remediation="Set `aws:region` in the stack config (default provider) or region= on the explicit "
                 "aws.Provider to an eu-* region.",
     validate=_validate_aws_provider,
+    applies_to=("pulumi:providers:aws",),
     config=_AWS_CONFIG,
 )
 
@@ -162,5 +176,6 @@ aws_resource_eu_region = resource_policy(
     remediation="Give the resource an aws.Provider pinned to an eu-* region, and do not override "
                 "region on the resource with a non-EU one.",
     validate=_validate_aws_resource,
+    applies_to=lambda t: t.startswith("aws:"),
     config=_AWS_CONFIG,
 )

@@ -44,6 +44,7 @@ hcloud_server_ssh_keys = resource_policy(
     severity=Severity.HIGH,
     remediation="Create hcloud.SshKey resources for the operators and pass their IDs in the server's sshKeys.",
     validate=_validate_ssh_keys,
+    applies_to=(SERVER,),
 )
 
 
@@ -82,4 +83,5 @@ hcloud_server_sshd_key_only = resource_policy(
                 "PasswordAuthentication no, KbdInteractiveAuthentication no, PermitRootLogin no, "
                 "AuthenticationMethods publickey and MaxAuthTries 3; keep Match blocks from loosening them.",
     validate=_validate_sshd,
+    applies_to=(SERVER,),
 )

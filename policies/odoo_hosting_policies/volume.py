@@ -35,6 +35,7 @@ hcloud_volume_no_provider_format = resource_policy(
     remediation="Remove format and set automount: false on hcloud.Volume and hcloud.VolumeAttachment; "
                 "the host's cloud-config formats the device with LUKS2 and mounts it.",
     validate=_validate_no_provider_format,
+    applies_to=(VOLUME, VOLUME_ATTACHMENT),
 )
 
 
@@ -58,6 +59,7 @@ hcloud_volume_protected = resource_policy(
     severity=Severity.HIGH,
     remediation="Set delete_protection=True on the hcloud.Volume and opts=ResourceOptions(protect=True).",
     validate=_validate_volume_protection,
+    applies_to=(VOLUME,),
 )
 
 
@@ -79,4 +81,5 @@ hcloud_server_protection_consistent = resource_policy(
     severity=Severity.LOW,
     remediation="Set delete_protection and rebuild_protection on the hcloud.Server to the same value.",
     validate=_validate_server_protection,
+    applies_to=(SERVER,),
 )

@@ -25,6 +25,7 @@ from pulumi_policy import (  # noqa: E402
     ResourceValidationArgs,
     StackValidationArgs,
 )
+from pulumi_policy.policy import _NotApplicableError  # noqa: E402  (what args.not_applicable() raises)
 from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, unknown_checking_proxy  # noqa: E402
 
 UNKNOWN = UNKNOWN_STRING_VALUE
@@ -141,7 +142,18 @@ def provider(region: Optional[str], name: str = "eu-provider") -> PolicyProvider
 def run_policy(policy: Any, resource_type: str, props: Mapping[str, Any], *, name: str = "res",
                protect: bool = False, provider_resource: Optional[PolicyProviderResource] = None,
                config: Optional[Mapping[str, Any]] = None) -> List[str]:
-    """The violation messages ``policy`` reports for one resource."""
+    """The violation messages ``policy`` reports for one resource ([] when the policy answers
+    "not applicable" for its type; :func:`not_applicable_reason` tells that apart)."""
+    try:
+        return _validate_resource(policy, resource_type, props, name=name, protect=protect,
+                                  provider_resource=provider_resource, config=config)
+    except _NotApplicableError:
+        return []
+
+
+def _validate_resource(policy: Any, resource_type: str, props: Mapping[str, Any], *, name: str = "res",
+                       protect: bool = False, provider_resource: Optional[PolicyProviderResource] = None,
+                       config: Optional[Mapping[str, Any]] = None) -> List[str]:
     violations: List[str] = []
     args = ResourceValidationArgs(
         resource_type, unknown_checking_proxy(copy.deepcopy(dict(props))),
@@ -151,10 +163,25 @@ def run_policy(policy: Any, resource_type: str, props: Mapping[str, Any], *, nam
     return violations
 
 
-def stack_resource(resource_type: str, props: Mapping[str, Any], name: str) -> PolicyResource:
+def not_applicable_reason(policy: Any, resource_type: str, props: Optional[Mapping[str, Any]] = None,
+                          **kwargs: Any) -> Optional[str]:
+    """The reason ``policy`` gives when it calls ``args.not_applicable(...)`` for ``resource_type``
+    (the SDK's PolicyNotApplicable entry), or None when it judges the resource (violations or not).
+    A judged resource may raise anything else (e.g. UnknownValueError); that propagates."""
+    try:
+        _validate_resource(policy, resource_type, props or {}, **kwargs)
+    except _NotApplicableError as e:
+        return e.message
+    return None
+
+
+def stack_resource(resource_type: str, props: Mapping[str, Any], name: str, *,
+                   dependencies: Optional[List[PolicyResource]] = None,
+                   property_dependencies: Optional[Dict[str, List[PolicyResource]]] = None) -> PolicyResource:
     return PolicyResource(
         resource_type, unknown_checking_proxy(copy.deepcopy(dict(props))),
-        f"urn:pulumi:dev::odoo-hosting::{resource_type}::{name}", name, opts(), None, None, [], {})
+        f"urn:pulumi:dev::odoo-hosting::{resource_type}::{name}", name, opts(), None, None,
+        list(dependencies or []), dict(property_dependencies or {}))
 
 
 def run_stack_policy(policy: Any, resources: List[PolicyResource],

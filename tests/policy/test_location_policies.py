@@ -128,3 +128,27 @@ def test_bucket_with_own_us_region_input_is_a_violation():
 def test_bucket_with_own_eu_region_on_us_provider_passes():
     assert run_policy(AWS_RESOURCES, BUCKET, {"bucket": "b", "region": "eu-north-1"},
                       provider_resource=provider("us-east-1")) == []
+
+
+def test_server_types_are_not_restricted_by_default():
+    assert run_policy(HCLOUD, SERVER, server_with(serverType="ccx63")) == []
+
+
+def test_server_type_outside_allowed_server_types_is_a_violation():
+    [message] = run_policy(HCLOUD, SERVER, server_with(serverType="cx22"), config={"allowedServerTypes": ["cx23", "cx33"]})
+    assert "cx22" in message and "cx23" in message
+
+
+def test_server_type_inside_allowed_server_types_passes():
+    assert run_policy(HCLOUD, SERVER, server_with(serverType="CX33"), config={"allowedServerTypes": ["cx23", "cx33"]}) == []
+
+
+def test_bad_allowed_server_types_config_is_reported_naming_the_key():
+    [message] = run_policy(HCLOUD, SERVER, good_server(), config={"allowedServerTypes": []})
+    assert "allowedServerTypes" in message
+
+
+@pytest.mark.parametrize("resource_type", ["aws:s3/bucketV2:BucketV2",
+                                           "aws:s3/bucketVersioning:BucketVersioning", "aws:kms/key:Key"])
+def test_other_aws_data_resources_with_us_provider_are_violations(resource_type):
+    assert run_policy(AWS_RESOURCES, resource_type, {"bucket": "acme-backups"}, provider_resource=provider("us-east-1"))

@@ -1,0 +1,442 @@
+"""BKP-04 and REL-01: backup buckets are hardened, whichever way the program spells it.
+
+pulumi-aws v7 splits a bucket's settings over separate resources
+(``BucketVersioning``, ``BucketServerSideEncryptionConfiguration``,
+``BucketPublicAccessBlock``...), so "a bucket without encryption" can only be
+judged over the whole stack: :func:`bucket_hardening` finds each bucket's
+companions and reports every missing piece by name. A companion that is
+present but weak (AES256, a false flag, Suspended versioning) is also judged
+on its own by the resource policies from :func:`companion_policy`, so the
+message lands on the resource to fix. The older inline forms on the bucket
+(``versioning``, ``serverSideEncryptionConfiguration``, ``lifecycleRules``,
+``objectLockConfiguration``) count as companions.
+
+The region of a bucket is judged by ``aws-resource-eu-region`` (RES-01/BKP-02).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, List, Mapping, Optional, Sequence, Set
+
+from pulumi_policy import ReportViolation, ResourceValidationArgs, Severity, StackValidationArgs
+from pulumi_policy.proxy import UnknownValueError
+
+from . import iam
+from ._meta import as_list, as_number, get, is_true, resource_policy, stack_policy
+
+BUCKET_TYPES = ("aws:s3/bucket:Bucket", "aws:s3/bucketV2:BucketV2")
+VERSIONING = ("aws:s3/bucketVersioning:BucketVersioning", "aws:s3/bucketVersioningV2:BucketVersioningV2")
+ENCRYPTION = ("aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration",
+              "aws:s3/bucketServerSideEncryptionConfigurationV2:BucketServerSideEncryptionConfigurationV2")
+PUBLIC_ACCESS_BLOCK = ("aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock",)
+OWNERSHIP = ("aws:s3/bucketOwnershipControls:BucketOwnershipControls",)
+LIFECYCLE = ("aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration",
+             "aws:s3/bucketLifecycleConfigurationV2:BucketLifecycleConfigurationV2")
+OBJECT_LOCK = ("aws:s3/bucketObjectLockConfiguration:BucketObjectLockConfiguration",
+               "aws:s3/bucketObjectLockConfigurationV2:BucketObjectLockConfigurationV2")
+BUCKET_POLICY = ("aws:s3/bucketPolicy:BucketPolicy",)
+
+ARCHIVE_CLASSES = frozenset({"GLACIER", "DEEP_ARCHIVE", "GLACIER_IR"})
+KMS_ALGORITHMS = frozenset({"aws:kms", "aws:kms:dsse"})
+PUBLIC_ACLS = frozenset({"public-read", "public-read-write", "authenticated-read"})
+PUBLIC_ACCESS_FLAGS = ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets")
+
+
+# --- judging one piece ------------------------------------------------------------
+# Each returns the problems of one companion's (or inline setting's) props;
+# an empty list means the piece is present and good.
+
+def _first(value: Any) -> Any:
+    """A nested block that v7 spells as an object and BucketV2 as a one-element list."""
+    items = as_list(value)
+    return items[0] if items else None
+
+
+def versioning_problems(props: Mapping[str, Any]) -> List[str]:
+    config = get(props, "versioningConfiguration")
+    status = get(config, "status") if isinstance(config, Mapping) else None
+    if not isinstance(status, str) or status.strip().lower() != "enabled":
+        return [f"versioning status is '{status}', not Enabled; set versioningConfiguration.status to "
+                "\"Enabled\" (a Suspended bucket keeps no old versions to restore from)"]
+    return []
+
+
+def _sse_rule_problem(default: Any) -> Optional[str]:
+    if not isinstance(default, Mapping):
+        return "a rule has no applyServerSideEncryptionByDefault; set sseAlgorithm \"aws:kms\" and kmsMasterKeyId"
+    algorithm = get(default, "sseAlgorithm")
+    if not isinstance(algorithm, str) or algorithm.strip().lower() not in KMS_ALGORITHMS:
+        return (f"sseAlgorithm is '{algorithm}', not aws:kms (SSE-S3/AES256 uses an AWS-wide key, not the "
+                "client's own); set sseAlgorithm \"aws:kms\" and kmsMasterKeyId to the client's KMS key")
+    key = get(default, "kmsMasterKeyId")
+    if not isinstance(key, str) or not key.strip():
+        return ("sseAlgorithm is aws:kms but kmsMasterKeyId is not set, so S3 uses the account's shared "
+                "aws/s3 key; set kmsMasterKeyId to the client's own KMS key")
+    return None
+
+
+def encryption_problems(props: Mapping[str, Any]) -> List[str]:
+    rules = as_list(get(props, "rules"))
+    if not rules:
+        return ["the encryption configuration has no rules; add one with sseAlgorithm \"aws:kms\" and "
+                "kmsMasterKeyId"]
+    problems = []
+    for rule in rules:
+        if isinstance(rule, Mapping):
+            problem = _sse_rule_problem(_first(get(rule, "applyServerSideEncryptionByDefault")))
+            if problem:
+                problems.append(problem)
+    return problems
+
+
+def _inline_encryption_problems(bucket: Mapping[str, Any]) -> Optional[List[str]]:
+    """None when the bucket has no inline SSE setting."""
+    v7 = get(bucket, "serverSideEncryptionConfiguration")
+    v2 = get(bucket, "serverSideEncryptionConfigurations")
+    if v7 is None and v2 is None:
+        return None
+    problems = []
+    if isinstance(v7, Mapping):
+        rule = get(v7, "rule")
+        problem = _sse_rule_problem(get(rule, "applyServerSideEncryptionByDefault") if isinstance(rule, Mapping) else None)
+        problems += [problem] if problem else []
+    for config in as_list(v2):
+        for rule in as_list(get(config, "rules") if isinstance(config, Mapping) else None):
+            problem = _sse_rule_problem(_first(get(rule, "applyServerSideEncryptionByDefaults"))
+                                        if isinstance(rule, Mapping) else None)
+            problems += [problem] if problem else []
+    return problems
+
+
+def public_access_problems(props: Mapping[str, Any]) -> List[str]:
+    off = [flag for flag in PUBLIC_ACCESS_FLAGS if not is_true(get(props, flag))]
+    if off:
+        return [f"the public access block leaves {', '.join(off)} not true; set all four of "
+                f"{', '.join(PUBLIC_ACCESS_FLAGS)} to true"]
+    return []
+
+
+def ownership_problems(props: Mapping[str, Any]) -> List[str]:
+    rule = get(props, "rule")
+    owner = get(rule, "objectOwnership") if isinstance(rule, Mapping) else None
+    if owner != "BucketOwnerEnforced":
+        return [f"objectOwnership is '{owner}', so ACLs stay active; set rule.objectOwnership to "
+                "\"BucketOwnerEnforced\""]
+    return []
+
+
+@dataclass
+class _Lifecycle:
+    archive: bool = False
+    expiration: bool = False
+    abort: bool = False
+
+    def problems(self) -> List[str]:
+        missing = []
+        if not self.archive:
+            missing.append("a transition of older backups to an archive class (GLACIER, GLACIER_IR or "
+                           "DEEP_ARCHIVE) after at least one day")
+        if not self.expiration:
+            missing.append("an expiration (days or date) at the end of the retention period")
+        if not self.abort:
+            missing.append("abortIncompleteMultipartUpload (daysAfterInitiation)")
+        return [f"the lifecycle has no enabled rule with {m}" for m in missing]
+
+
+def _transition_ok(transition: Any) -> bool:
+    if not isinstance(transition, Mapping):
+        return False
+    storage = get(transition, "storageClass")
+    days = as_number(get(transition, "days"))
+    # Day 0 would skip the fast-restore class the control keeps recent backups in.
+    return (isinstance(storage, str) and storage.strip().upper() in ARCHIVE_CLASSES
+            and ((days is not None and days >= 1) or get(transition, "date") is not None))
+
+
+def _expiration_ok(expiration: Any) -> bool:
+    if not isinstance(expiration, Mapping):
+        return False
+    days = as_number(get(expiration, "days"))
+    return (days is not None and days >= 1) or get(expiration, "date") is not None
+
+
+def lifecycle_problems(props: Mapping[str, Any]) -> List[str]:
+    found, noncurrent = _Lifecycle(), _Lifecycle()
+    for rule in as_list(get(props, "rules")):
+        if not isinstance(rule, Mapping) or str(get(rule, "status", "")).strip().lower() != "enabled":
+            continue
+        found.archive |= any(_transition_ok(t) for t in as_list(get(rule, "transitions")))
+        found.expiration |= _expiration_ok(get(rule, "expiration"))
+        # In a versioned bucket holding a live, deduplicated repository (restic),
+        # the older backups are the noncurrent versions: tiering and expiring
+        # those is the same promise without breaking the live repository.
+        # Counted only as a pair: noncurrent versions moved to an archive class AND expired.
+        noncurrent.archive |= any(
+            _transition_ok({"storageClass": get(t, "storageClass"), "days": get(t, "noncurrentDays")})
+            for t in as_list(get(rule, "noncurrentVersionTransitions")) if isinstance(t, Mapping))
+        expiry = get(rule, "noncurrentVersionExpiration")
+        noncurrent.expiration |= isinstance(expiry, Mapping) and _expiration_ok({"days": get(expiry, "noncurrentDays")})
+        abort = get(rule, "abortIncompleteMultipartUpload")
+        days = as_number(get(abort, "daysAfterInitiation")) if isinstance(abort, Mapping) else None
+        found.abort |= days is not None and days >= 1
+    if noncurrent.archive and noncurrent.expiration:
+        found.archive = found.expiration = True
+    return found.problems()
+
+
+def _inline_lifecycle_problems(bucket: Mapping[str, Any]) -> Optional[List[str]]:
+    rules = get(bucket, "lifecycleRules")
+    if rules is None:
+        return None
+    found = _Lifecycle()
+    for rule in as_list(rules):
+        if not isinstance(rule, Mapping) or not is_true(get(rule, "enabled")):
+            continue
+        found.archive |= any(_transition_ok(t) for t in as_list(get(rule, "transitions")))
+        found.expiration |= any(_expiration_ok(e) for e in as_list(get(rule, "expiration") or get(rule, "expirations")))
+        days = as_number(get(rule, "abortIncompleteMultipartUploadDays"))
+        found.abort |= days is not None and days >= 1
+    return found.problems()
+
+
+def _retention_problem(retention: Any) -> Optional[str]:
+    if not isinstance(retention, Mapping):
+        return "the object lock configuration has no defaultRetention; set rule.defaultRetention (mode and days)"
+    mode = get(retention, "mode")
+    days = as_number(get(retention, "days"))
+    years = as_number(get(retention, "years"))
+    if not isinstance(mode, str) or mode.strip().upper() not in ("GOVERNANCE", "COMPLIANCE"):
+        return f"the default retention mode is '{mode}'; set it to GOVERNANCE or COMPLIANCE"
+    if not ((days is not None and days >= 1) or (years is not None and years >= 1)):
+        return "the default retention has no positive days or years; set defaultRetention.days"
+    return None
+
+
+def object_lock_problems(props: Mapping[str, Any]) -> List[str]:
+    enabled = get(props, "objectLockEnabled", "Enabled")
+    problems = []
+    if str(enabled).strip().lower() != "enabled":
+        problems.append(f"objectLockEnabled is '{enabled}'; set it to \"Enabled\"")
+    rule = get(props, "rule")
+    problem = _retention_problem(get(rule, "defaultRetention") if isinstance(rule, Mapping) else None)
+    return problems + ([problem] if problem else [])
+
+
+def _inline_object_lock_problems(bucket: Mapping[str, Any]) -> Optional[List[str]]:
+    config = get(bucket, "objectLockConfiguration")
+    if not isinstance(config, Mapping):
+        return None
+    rule = get(config, "rule") or _first(get(config, "rules"))
+    retention = None
+    if isinstance(rule, Mapping):
+        retention = get(rule, "defaultRetention") or _first(get(rule, "defaultRetentions"))
+    problem = _retention_problem(retention)
+    return [problem] if problem else []
+
+
+def _secure_transport_false(condition: Any) -> bool:
+    if not isinstance(condition, dict):
+        return False
+    for operator, tests in condition.items():
+        if operator.lower() != "bool" or not isinstance(tests, dict):
+            continue
+        for key, value in tests.items():
+            values = value if isinstance(value, list) else [value]
+            if key.lower() == "aws:securetransport" and any(str(v).strip().lower() == "false" for v in values):
+                return True
+    return False
+
+
+def bucket_policy_problems(props: Mapping[str, Any]) -> List[str]:
+    raw = get(props, "policy")
+    try:
+        document = iam.parse_document(raw)
+        sts = iam.statements(document)
+    except iam.BadDocument as e:
+        return [f"the bucket policy cannot be read ({e}); pass a JSON policy document"]
+    problems = []
+    denies_plaintext = any(
+        str(st.get("Effect", "")).strip().lower() == "deny"
+        and any(a.strip().lower() in ("*", "s3:*") for a in iam.strings(st.get("Action")))
+        and _secure_transport_false(st.get("Condition"))
+        for st in sts)
+    if not denies_plaintext:
+        problems.append("the bucket policy has no Deny of s3:* when aws:SecureTransport is false; add that "
+                        "statement so plain-HTTP requests are refused")
+    for i, st in enumerate(sts):
+        principal = st.get("Principal")
+        anyone = principal == "*" or (isinstance(principal, dict) and any(
+            "*" in iam.strings(v) for v in principal.values()))
+        if iam.is_allow(st) and anyone and not st.get("Condition"):
+            problems.append(f"statement {i} of the bucket policy allows any principal ('*'); grant only the "
+                            "client's own IAM identity")
+    return problems
+
+
+# --- per-resource policies ----------------------------------------------------------
+
+@dataclass(frozen=True)
+class Piece:
+    """One hardening piece of a bucket: its companion types and how to judge them."""
+
+    key: str
+    what: str  # "SSE-KMS encryption"
+    types: Sequence[str]
+    judge: Callable[[Mapping[str, Any]], List[str]]
+    inline: Optional[Callable[[Mapping[str, Any]], Optional[List[str]]]]
+    fix: str  # which resource to add
+
+
+PIECES = (
+    Piece("versioning", "versioning", VERSIONING, versioning_problems, None,
+          "an aws.s3.BucketVersioning with versioning_configuration.status \"Enabled\""),
+    Piece("encryption", "SSE-KMS encryption", ENCRYPTION, encryption_problems, _inline_encryption_problems,
+          "an aws.s3.BucketServerSideEncryptionConfiguration with sse_algorithm \"aws:kms\" and the "
+          "client's kms_master_key_id"),
+    Piece("publicAccessBlock", "public access block", PUBLIC_ACCESS_BLOCK, public_access_problems, None,
+          "an aws.s3.BucketPublicAccessBlock with all four flags true"),
+    Piece("ownership", "ownership controls (ACLs disabled)", OWNERSHIP, ownership_problems, None,
+          "an aws.s3.BucketOwnershipControls with object_ownership \"BucketOwnerEnforced\""),
+    Piece("lifecycle", "lifecycle configuration", LIFECYCLE, lifecycle_problems, _inline_lifecycle_problems,
+          "an aws.s3.BucketLifecycleConfiguration with an archive transition, an expiration and "
+          "abort_incomplete_multipart_upload"),
+    Piece("objectLock", "object lock default retention", OBJECT_LOCK, object_lock_problems,
+          _inline_object_lock_problems,
+          "an aws.s3.BucketObjectLockConfiguration with rule.default_retention (mode, days)"),
+    Piece("policy", "TLS-only bucket policy", BUCKET_POLICY, bucket_policy_problems, None,
+          "an aws.s3.BucketPolicy denying s3:* when aws:SecureTransport is false"),
+)
+
+
+def _inline_versioning(bucket: Mapping[str, Any]) -> Optional[bool]:
+    """True/False when the bucket sets versioning inline (v6 style), None otherwise."""
+    blocks = as_list(get(bucket, "versioning")) + as_list(get(bucket, "versionings"))
+    if not blocks:
+        return None
+    return any(isinstance(b, Mapping) and is_true(get(b, "enabled")) for b in blocks)
+
+
+def _bucket_own_problems(props: Mapping[str, Any]) -> List[str]:
+    problems = []
+    if is_true(get(props, "forceDestroy")):
+        problems.append("forceDestroy is true, so deleting the bucket deletes every backup in it; remove "
+                        "forceDestroy (REL-01)")
+    acl = get(props, "acl")
+    if isinstance(acl, str) and acl.strip().lower() in PUBLIC_ACLS:
+        problems.append(f"acl is '{acl}', which opens the bucket to others; remove acl (ACLs stay disabled "
+                        "with BucketOwnerEnforced)")
+    if _inline_versioning(props) is False:
+        problems.append("the inline versioning block is not enabled; enable versioning")
+    for inline in (_inline_encryption_problems, _inline_lifecycle_problems, _inline_object_lock_problems):
+        problems.extend(inline(props) or [])
+    lock = get(props, "objectLockConfiguration")
+    lock_on = is_true(get(props, "objectLockEnabled")) or (
+        isinstance(lock, Mapping) and str(get(lock, "objectLockEnabled", "")).strip().lower() == "enabled")
+    if not lock_on:
+        problems.append("objectLockEnabled is not true, and object lock can be turned on only when the bucket "
+                        "is created; set object_lock_enabled=True on the bucket")
+    return problems
+
+
+def _validate_bucket_resource(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    if args.resource_type in BUCKET_TYPES:
+        for problem in _bucket_own_problems(args.props):
+            report_violation(f"bucket: {problem}.", None)
+        return
+    for piece in PIECES:
+        if args.resource_type in piece.types:
+            for problem in piece.judge(args.props):
+                report_violation(f"{problem}.", None)
+
+
+s3_bucket_settings = resource_policy(
+    name="aws-s3-bucket-settings-hardened",
+    description="Checks that each S3 bucket and each bucket companion resource that is present is "
+                "hardened: no forceDestroy, object lock on at creation, versioning Enabled, SSE-KMS with a "
+                "key id (not AES256), all four public-access-block flags, BucketOwnerEnforced, an archive "
+                "lifecycle with expiry and multipart abort, a retention default, and a TLS-only, "
+                "non-public bucket policy.",
+    controls=["BKP-04", "REL-01"],
+    severity=Severity.HIGH,
+    remediation="Fix the setting named in the message on the resource it is reported on; the backup "
+                "component's defaults (aws.s3.Bucket with object_lock_enabled=True plus its companion "
+                "resources) are compliant.",
+    validate=_validate_bucket_resource,
+    applies_to=BUCKET_TYPES + tuple(t for piece in PIECES for t in piece.types),
+)
+
+
+# --- stack policy: every bucket has all its pieces -----------------------------------------
+
+def _safe(read: Callable[[], Any]) -> Any:
+    try:
+        return read()
+    except UnknownValueError:
+        return None
+
+
+def _bucket_names(bucket: Any) -> Set[str]:
+    """Names a companion may use for the bucket: its bucket input, logical name, and (when the
+    engine knows them) id-like outputs handed over as inputs."""
+    names = {bucket.name}
+    value = _safe(lambda: get(bucket.props, "bucket"))
+    if isinstance(value, str) and value:
+        names.add(value)
+        names.add(f"arn:aws:s3:::{value}")
+    return names
+
+
+def _refers_to(companion: Any, bucket: Any, names: Set[str]) -> bool:
+    """Whether ``companion`` configures ``bucket``: through the `bucket` input's dependency, its
+    value, or (when neither says) a dependency on exactly one bucket."""
+    deps = (companion.property_dependencies or {}).get("bucket", [])
+    if any(d.urn == bucket.urn for d in deps):
+        return True
+    value = _safe(lambda: get(companion.props, "bucket"))
+    if isinstance(value, str) and value in names:
+        return True
+    if deps:
+        return False
+    bucket_deps = {d.urn for d in (companion.dependencies or []) if d.resource_type in BUCKET_TYPES}
+    return bucket_deps == {bucket.urn}
+
+
+def _inline_present(piece: Piece, bucket: Mapping[str, Any]) -> bool:
+    if piece.key == "versioning":
+        return _safe(lambda: _inline_versioning(bucket)) is not None
+    if piece.inline is None:
+        return False
+    return _safe(lambda: piece.inline(bucket)) is not None
+
+
+def _validate_bucket_hardening(args: StackValidationArgs, report_violation: ReportViolation) -> None:
+    buckets = [r for r in args.resources if r.resource_type in BUCKET_TYPES]
+    companion_types = {t for p in PIECES for t in p.types}
+    companions = [r for r in args.resources if r.resource_type in companion_types]
+    for bucket in buckets:
+        names = _bucket_names(bucket)
+        mine = [c for c in companions if _refers_to(c, bucket, names)]
+        for piece in PIECES:
+            found = [c for c in mine if c.resource_type in piece.types]
+            if found or _inline_present(piece, bucket.props):
+                continue
+            report_violation(
+                f"bucket '{bucket.name}' has no {piece.what}: add {piece.fix} whose bucket is this bucket.",
+                bucket.urn)
+
+
+s3_bucket_hardening_complete = stack_policy(
+    name="aws-s3-bucket-hardening-complete",
+    description="Checks that every S3 bucket in the stack has each of its hardening companions: "
+                "versioning, SSE-KMS encryption, public access block, ownership controls, lifecycle, "
+                "object lock default retention and a TLS-only bucket policy (v7 separate resources or the "
+                "older inline settings).",
+    controls=["BKP-04"],
+    severity=Severity.HIGH,
+    remediation="For each aws.s3.Bucket create BucketVersioning, BucketServerSideEncryptionConfiguration "
+                "(aws:kms + the client's key), BucketPublicAccessBlock, BucketOwnershipControls, "
+                "BucketLifecycleConfiguration, BucketObjectLockConfiguration and a BucketPolicy, each with "
+                "bucket=<the bucket>.id.",
+    validate=_validate_bucket_hardening,
+)

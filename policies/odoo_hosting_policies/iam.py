@@ -1,0 +1,190 @@
+"""BKP-05: bucket credentials are limited to the client's own bucket (no ``*`` action or resource).
+
+:func:`statements` reads an IAM policy document the way AWS does (a JSON
+string or an object; ``Statement`` a single object or a list; ``Action``,
+``Resource``... a string or a list), so the same reading serves the S3
+bucket policy checks in :mod:`.buckets`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any, List, Mapping, Optional, Tuple
+
+from pulumi_policy import ReportViolation, ResourceValidationArgs, Severity
+
+from ._meta import as_list, get, resource_policy
+
+IAM_POLICY = "aws:iam/policy:Policy"
+USER_POLICY = "aws:iam/userPolicy:UserPolicy"
+ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
+GROUP_POLICY = "aws:iam/groupPolicy:GroupPolicy"
+ROLE = "aws:iam/role:Role"
+POLICY_TYPES = (IAM_POLICY, USER_POLICY, ROLE_POLICY, GROUP_POLICY)
+
+# "*", "s3:*", "*:*", "S3:*": the whole of a service (or of AWS).
+_ALL_ACTIONS = re.compile(r"^\s*(\*|[A-Za-z0-9*-]+:\*)\s*$")
+
+
+class BadDocument(Exception):
+    """The policy document cannot be read; the message says why."""
+
+
+def _plain(value: Any) -> Any:
+    """A plain copy of a (proxied) value; an unknown anywhere inside raises UnknownValueError."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(value[k]) for k in value}
+    if isinstance(value, (str, bytes)) or value is None:
+        return value
+    try:
+        return [_plain(value[i]) for i in range(len(value))]
+    except TypeError:
+        return value
+
+
+def parse_document(value: Any) -> Mapping[str, Any]:
+    """The policy document as a plain dict, or :class:`BadDocument`."""
+    value = _plain(value)
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            raise BadDocument("the policy is not valid JSON") from None
+    if not isinstance(value, dict):
+        raise BadDocument("the policy is not a JSON object")
+    return value
+
+
+def statements(document: Mapping[str, Any]) -> List[Mapping[str, Any]]:
+    raw = document.get("Statement", [])
+    items = [raw] if isinstance(raw, dict) else list(raw) if isinstance(raw, list) else None
+    if items is None or not all(isinstance(s, dict) for s in items):
+        raise BadDocument("Statement is neither an object nor a list of objects")
+    return items
+
+
+def strings(value: Any) -> List[str]:
+    """``Action``/``Resource``/... as a list of strings (a single string counts as a list of one)."""
+    return [str(v) for v in ([value] if isinstance(value, str) else value or [])] if value is not None else []
+
+
+def is_allow(statement: Mapping[str, Any]) -> bool:
+    return str(statement.get("Effect", "")).strip().lower() == "allow"
+
+
+def _label(statement: Mapping[str, Any], index: int) -> str:
+    sid = statement.get("Sid")
+    return f"statement {index}" + (f" ('{sid}')" if isinstance(sid, str) and sid else "")
+
+
+def _wide_resource(resource: str) -> bool:
+    """A resource that reaches beyond one named resource.
+
+    S3 ARNs may use wildcards only in the object key (``arn:aws:s3:::bucket/*``);
+    any other ARN with a wildcard, and ``*`` itself, is too wide.
+    """
+    text = resource.strip()
+    if text == "*" or not text:
+        return True
+    if not any(c in text for c in "*?"):
+        return False
+    parts = text.split(":", 5)
+    if len(parts) == 6 and parts[2].lower() == "s3":
+        if any(c in p for p in parts[:5] for c in "*?"):
+            return True
+        bucket = parts[5].split("/", 1)[0]
+        return any(c in bucket for c in "*?") or not bucket
+    return True
+
+
+def permission_problems(document: Mapping[str, Any]) -> List[str]:
+    """What makes an identity policy wider than one client's bucket."""
+    problems: List[str] = []
+    for i, st in enumerate(statements(document)):
+        if not is_allow(st):
+            continue
+        where = _label(st, i)
+        if "NotAction" in st:
+            problems.append(f"{where} allows NotAction, which grants every action not listed; list the "
+                            "actions in Action instead")
+        wide = [a for a in strings(st.get("Action")) if _ALL_ACTIONS.match(a)]
+        if wide:
+            problems.append(f"{where} allows the wildcard action(s) {', '.join(wide)}; list the specific "
+                            "actions (e.g. s3:GetObject, s3:PutObject, s3:ListBucket)")
+        if "NotResource" in st:
+            problems.append(f"{where} uses NotResource, which covers every resource not listed; name the "
+                            "client's bucket in Resource instead")
+        wide_res = [r for r in strings(st.get("Resource")) if _wide_resource(r)]
+        if wide_res:
+            problems.append(f"{where} allows the wildcard resource(s) {', '.join(wide_res)}; name the client's "
+                            "own bucket ARN (arn:aws:s3:::<bucket> and arn:aws:s3:::<bucket>/*)")
+    return problems
+
+
+def _any_principal(principal: Any) -> bool:
+    if isinstance(principal, str):
+        return principal.strip() == "*"
+    if isinstance(principal, dict):
+        return any(v.strip() == "*" for vs in principal.values() for v in strings(vs))
+    return False
+
+
+def trust_problems(document: Mapping[str, Any]) -> List[str]:
+    """A role trust policy that lets anyone assume the role."""
+    return [f"{_label(st, i)} of assumeRolePolicy lets any principal ('*') assume the role; name the "
+            "principal that may assume it"
+            for i, st in enumerate(statements(document))
+            if is_allow(st) and _any_principal(st.get("Principal")) and not st.get("Condition")]
+
+
+def _documents(args: ResourceValidationArgs) -> List[Tuple[str, Any, bool]]:
+    """(where, document, is trust policy) of the resource."""
+    if args.resource_type in POLICY_TYPES:
+        return [("policy", get(args.props, "policy"), False)]
+    if args.resource_type != ROLE:
+        return []
+    docs: List[Tuple[str, Any, bool]] = [("assumeRolePolicy", get(args.props, "assumeRolePolicy"), True)]
+    for i, inline in enumerate(as_list(get(args.props, "inlinePolicies"))):
+        if isinstance(inline, Mapping):
+            name = get(inline, "name")
+            docs.append((f"inline policy '{name}'" if name else f"inlinePolicies[{i}]", get(inline, "policy"), False))
+    return docs
+
+
+def _validate_iam(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    for where, raw, trust in _documents(args):
+        if raw is None or (isinstance(raw, str) and not raw.strip()):
+            continue
+        try:
+            document = parse_document(raw)
+            problems = trust_problems(document) if trust else permission_problems(document)
+        except BadDocument as e:
+            report_violation(f"{where}: {e}, so its permissions cannot be checked; pass a JSON policy "
+                             "document (e.g. json.dumps or aws.iam.get_policy_document).", None)
+            continue
+        for problem in problems:
+            report_violation(f"{where}: {problem}.", None)
+
+
+iam_policy_least_privilege = resource_policy(
+    name="aws-iam-policy-no-wildcards",
+    description="Checks that IAM policies (managed, user, role, group and role inline policies) allow no "
+                "'*' or 'service:*' action, no NotAction/NotResource and no wildcard resource, and that "
+                "role trust policies do not let any principal assume the role.",
+    controls=["BKP-05"],
+    severity=Severity.CRITICAL,
+    remediation="Give each client's backup identity a policy that allows only the S3 actions restic needs "
+                "on arn:aws:s3:::<client bucket> and arn:aws:s3:::<client bucket>/* (and kms:Encrypt/"
+                "Decrypt/GenerateDataKey on the client's key ARN).",
+    validate=_validate_iam,
+    applies_to=POLICY_TYPES + (ROLE,),
+)
+
+
+def document_or_none(raw: Any) -> Optional[Mapping[str, Any]]:
+    """The parsed document, or None when it cannot be read."""
+    try:
+        return parse_document(raw)
+    except BadDocument:
+        return None

@@ -1,0 +1,66 @@
+"""Every resource policy declares the types it judges (``applies_to``), so the engine gets a
+PolicyNotApplicable answer for the rest and preflight can tell "kept" from "not applicable"."""
+
+from __future__ import annotations
+
+from pulumi_policy import ResourceValidationPolicy
+
+from odoo_hosting_policies import ALL_POLICIES
+
+from .conftest import AWS_PROVIDER, BUCKET, FIREWALL, SERVER, VOLUME, not_applicable_reason
+
+UNRELATED = "random:index/randomPassword:RandomPassword"
+CONTAINER = "docker:index/container:Container"
+
+# policy name -> one resource type the policy judges.
+JUDGED = {
+    "hcloud-resource-eu-location": SERVER,
+    "aws-provider-eu-region": AWS_PROVIDER,
+    "aws-resource-eu-region": "aws:sqs/queue:Queue",  # any aws:* type, not only the tagged ones
+    "hcloud-server-ssh-keys-required": SERVER,
+    "hcloud-server-sshd-key-only": SERVER,
+    "hcloud-firewall-no-public-ingress-except-allowed": FIREWALL,
+    "hcloud-server-firewall-attached": SERVER,
+    "hcloud-server-fail2ban-jails": SERVER,
+    "hcloud-server-unattended-upgrades": SERVER,
+    "docker-image-pinned-by-digest": "docker:index/remoteImage:RemoteImage",
+    "hcloud-volume-no-provider-format": "hcloud:index/volumeAttachment:VolumeAttachment",
+    "hcloud-volume-delete-protected": VOLUME,
+    "hcloud-server-protection-consistent": SERVER,
+    "aws-s3-bucket-protected": BUCKET,
+    "aws-kms-key-protected": "aws:kms/key:Key",
+    "vault-mount-protected": "vault:index/mount:Mount",
+    "aws-s3-bucket-settings-hardened": "aws:s3/bucketPolicy:BucketPolicy",  # a companion, not only the bucket
+    "aws-kms-key-rotation-enabled": "aws:kms/key:Key",
+    "aws-iam-policy-no-wildcards": "aws:iam/role:Role",
+    "hcloud-resource-client-label": "hcloud:index/network:Network",
+    "aws-resource-client-tag": BUCKET,
+    "docker-container-isolated": CONTAINER,
+    "tls-private-key-strength": "tls:index/privateKey:PrivateKey",
+    "tls-certificate-short-validity": "tls:index/locallySignedCert:LocallySignedCert",
+    "vault-policy-client-scoped": "vault:index/policy:Policy",
+    "vault-approle-role-bound": "vault:appRole/authBackendRole:AuthBackendRole",
+    "docker-proxy-https-only": CONTAINER,
+    "docker-odoo-conf-hardened": CONTAINER,
+    "docker-odoo-outside-connections-tls": CONTAINER,
+    "docker-odoo-sso-ldap-tls": CONTAINER,
+    "hcloud-server-backup-agent": "hcloud:index/server:Server",
+}
+
+
+def test_every_resource_policy_declares_what_it_judges():
+    problems = []
+    for policy in ALL_POLICIES:
+        if not isinstance(policy, ResourceValidationPolicy):
+            continue
+        judged = JUDGED.get(policy.name)
+        if judged is None:
+            problems.append(f"{policy.name}: not in JUDGED (add one type it judges)")
+            continue
+        reason = not_applicable_reason(policy, UNRELATED)
+        if reason is None or not reason.startswith("judges only"):
+            problems.append(f"{policy.name}: {UNRELATED} is not answered 'not applicable' (got {reason!r})")
+        reason = not_applicable_reason(policy, judged)
+        if reason is not None:
+            problems.append(f"{policy.name}: {judged}, a type it judges, is answered 'not applicable' ({reason})")
+    assert not problems, "\n".join(problems)
