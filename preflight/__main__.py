@@ -10,6 +10,7 @@ import argparse
 import json
 import os
 import sys
+import tempfile
 import time
 import traceback
 
@@ -18,6 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from . import PreflightError
 from .analyzer import PolicyPackProcess, parse_policy_config
+from .compliance import write_report
 from .engine import run_stack
 from .project import discover_stacks, load_stack
 from .report import StackResult, dump, exit_code, policies_json, resources_json, verdict_json, write_text
@@ -41,6 +43,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="policy config JSON, as for `pulumi preview --policy-pack-config`")
     p.add_argument("--json", metavar="PATH", help="write the verdict as JSON ('-' for stdout)")
     p.add_argument("--resources", metavar="PATH", help="write the recorded resources as JSON ('-' for stdout)")
+    p.add_argument("--report", metavar="PATH",
+                   help="write a Markdown compliance report (control -> status -> policies and resources)")
     p.add_argument("--list-policies", action="store_true", help="list the pack's policies as JSON and exit")
     p.add_argument("--debug", action="store_true", help="show program output and tracebacks")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
@@ -78,6 +82,20 @@ def _display(program: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    # Program modules are imported afresh for every stack (as one process per
+    # `pulumi up` would); writing their bytecode to a private cache compiles
+    # each module once per run instead of once per stack, also where the
+    # environment disables bytecode files (PYTHONDONTWRITEBYTECODE).
+    saved = (sys.pycache_prefix, sys.dont_write_bytecode)
+    with tempfile.TemporaryDirectory(prefix="preflight-pycache-") as bytecode_dir:
+        sys.pycache_prefix, sys.dont_write_bytecode = bytecode_dir, False
+        try:
+            return _main(args)
+        finally:
+            sys.pycache_prefix, sys.dont_write_bytecode = saved
+
+
+def _main(args: argparse.Namespace) -> int:
     stdout_json = "-" in (args.json, args.resources)
     pack = None
     try:
@@ -108,7 +126,9 @@ def main(argv: list[str] | None = None) -> int:
 
             def finish(index, result, started, future) -> None:
                 if future is not None:
-                    result.violations = future.result()
+                    analysis_result = future.result()
+                    result.violations = analysis_result.violations
+                    result.judged = analysis_result.judged
                 result.elapsed_ms = (time.perf_counter() - started) * 1000
                 if not args.quiet:
                     status = "ERROR" if result.error else (
@@ -178,6 +198,8 @@ def main(argv: list[str] | None = None) -> int:
         dump(verdict_json(results), args.json)
     if args.resources:
         dump(resources_json(results), args.resources)
+    if args.report:
+        write_report(results, pack.policies, args.report, pack_dir=args.policy_pack)
     # The readable summary goes to stdout unless stdout carries JSON.
     write_text(results, sys.stderr if stdout_json else sys.stdout)
     return exit_code(results)

@@ -46,6 +46,12 @@ class PolicyInfo:
     enforcement: str
     controls: list[str]
     framework: str = ""
+    specification: str = ""
+    """The framework's text for the controls ("ACC-01: ... ACC-02: ...")."""
+    kind: str = "resource"
+    """"resource" or "stack"."""
+    config_schema: dict = field(default_factory=dict)
+    """JSON schema properties of the policy's config (name -> schema)."""
 
 
 @dataclass
@@ -56,6 +62,16 @@ class Violation:
     """"mandatory" or "advisory" (remediate is reported as mandatory, like the engine does)."""
     urn: str
     message: str
+
+
+@dataclass
+class Analysis:
+    """What the pack said about one stack."""
+
+    violations: list[Violation]
+    judged: dict[str, list[str]]
+    """Policy name -> URNs of the resources it judged ("" for the stack as a
+    whole); a policy that declared itself not applicable is left out."""
 
 
 @dataclass
@@ -100,8 +116,54 @@ def parse_policy_config(data: Any, policies: list[PolicyInfo], source: str) -> d
                 f"{source}: {key!r}: bad enforcement level {level!r} "
                 f"(allowed: {', '.join(sorted(ENFORCEMENT_VALUES))})"
             )
+        targets = [p for p in policies if key == "all" or p.name == key]
+        for prop, prop_value in value.items():
+            if prop == "enforcementLevel":
+                continue
+            schemas = [p.config_schema[prop] for p in targets if prop in p.config_schema]
+            if not schemas:
+                allowed = sorted({k for p in targets for k in p.config_schema})
+                raise PreflightError(
+                    f"{source}: {key}.{prop}: unknown setting "
+                    f"(allowed: {', '.join(allowed) if allowed else 'none, only enforcementLevel'})")
+            problem = _schema_problem(prop_value, schemas[0])
+            if problem:
+                raise PreflightError(f"{source}: {key}.{prop}: {problem}")
         result[key] = dict(value)
     return result
+
+
+_JSON_TYPES = {
+    "string": (str,), "boolean": (bool,), "array": (list,), "object": (dict,),
+    "integer": (int,), "number": (int, float),
+}
+
+
+def _schema_problem(value: Any, schema: dict) -> Optional[str]:
+    """What is wrong with a config value under a (small subset of) JSON schema, or None."""
+    expected = schema.get("type")
+    if expected in _JSON_TYPES:
+        ok = isinstance(value, _JSON_TYPES[expected]) and not (
+            expected in ("integer", "number") and isinstance(value, bool))
+        if expected == "integer" and isinstance(value, float) and value.is_integer():
+            ok = True
+        if not ok:
+            return f"expected {expected}, got {value!r}"
+    if "enum" in schema and value not in schema["enum"]:
+        return f"got {value!r}; allowed: {', '.join(map(str, schema['enum']))}"
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if "minimum" in schema and value < schema["minimum"]:
+            return f"got {value!r}; minimum {schema['minimum']}"
+        if "maximum" in schema and value > schema["maximum"]:
+            return f"got {value!r}; maximum {schema['maximum']}"
+    if isinstance(value, list):
+        if "minItems" in schema and len(value) < schema["minItems"]:
+            return f"needs at least {schema['minItems']} item(s)"
+        for i, item in enumerate(value):
+            problem = _schema_problem(item, schema.get("items") or {})
+            if problem:
+                return f"item {i}: {problem}"
+    return None
 
 
 class PolicyPackProcess:
@@ -194,6 +256,9 @@ class PolicyPackProcess:
                     enforcement=ENFORCEMENT_NAMES.get(p.enforcementLevel, "advisory"),
                     controls=controls,
                     framework=p.framework.name,
+                    specification=p.framework.specification,
+                    kind="stack" if p.policy_type == analyzer_pb2.POLICY_TYPE_STACK else "resource",
+                    config_schema=json_format.MessageToDict(p.configSchema.properties),
                 )
             )
 
@@ -323,11 +388,14 @@ class PolicyPackProcess:
             type=provider.type, properties=_struct(provider.inputs), urn=provider.urn, name=provider.name
         )
 
-    def analyze_stack(self, resources: list[ResourceRecord]) -> list[Violation]:
+    def analyze_stack(self, resources: list[ResourceRecord]) -> "Analysis":
         """Analyze every resource, then the stack as a whole, as a preview does."""
         assert self.stub is not None
         by_urn = {r.urn: r for r in resources}
         violations: list[Violation] = []
+        # policy -> URNs it judged: every analyzed resource the policy did
+        # not declare itself not applicable to ("" stands for the stack).
+        judged: dict[str, list[str]] = {p.name: [] for p in self.policies}
         stack_resources = []
         for record in resources:
             props = _struct(record.inputs)
@@ -340,6 +408,10 @@ class PolicyPackProcess:
                 request.provider.CopyFrom(provider)
             response = self.stub.Analyze(request)
             violations.extend(self._violations(response, record.urn))
+            skipped = {n.policy_name for n in response.not_applicable}
+            for policy in self.policies:
+                if policy.kind == "resource" and policy.name not in skipped:
+                    judged[policy.name].append(record.urn)
 
             item = analyzer_pb2.AnalyzerResource(
                 type=record.type, properties=props, urn=record.urn, name=record.name, options=opts,
@@ -352,7 +424,11 @@ class PolicyPackProcess:
             stack_resources.append(item)
         response = self.stub.AnalyzeStack(analyzer_pb2.AnalyzeStackRequest(resources=stack_resources))
         violations.extend(self._violations(response, ""))
-        return violations
+        skipped = {n.policy_name for n in response.not_applicable}
+        for policy in self.policies:
+            if policy.kind == "stack" and policy.name not in skipped:
+                judged[policy.name].append("")
+        return Analysis(violations=violations, judged=judged)
 
     def _violations(self, response, default_urn: str) -> list[Violation]:
         out = []

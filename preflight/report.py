@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from dataclasses import dataclass, field
 from typing import Optional, TextIO
@@ -23,6 +24,8 @@ class StackResult:
     violations: list[Violation] = field(default_factory=list)
     error: Optional[str] = None
     elapsed_ms: float = 0.0
+    judged: dict[str, list[str]] = field(default_factory=dict)
+    """Policy name -> URNs it judged (see analyzer.Analysis)."""
 
 
 def _urn_parts(urn: str) -> tuple[str, str]:
@@ -31,6 +34,31 @@ def _urn_parts(urn: str) -> tuple[str, str]:
     if len(parts) < 4:
         return "", ""
     return "::".join(parts[3:]), parts[2].split("$")[-1]
+
+
+INSECURE_CONNECTION_CONTROL = "TLS-03"
+_CONNECTION_RE = re.compile(r"outside connection '([^']*)' \(([^)]*)\)")
+
+
+def insecure_connections(result: StackResult) -> list[dict]:
+    """The plaintext outside connections of a stack (TLS-03 findings), for the client.
+
+    Read from the TLS-03 policies' violations, whose messages name the
+    endpoint as ``outside connection '<name>' (<url>)``; a message in another
+    form is kept whole."""
+    found = []
+    for v in result.violations:
+        if INSECURE_CONNECTION_CONTROL not in v.controls:
+            continue
+        name, _typ = _urn_parts(v.urn)
+        matches = _CONNECTION_RE.findall(v.message)
+        for conn, url in matches or [("", "")]:
+            entry = {"name": conn, "url": url, "resource": name, "policy": v.policy}
+            if not matches:
+                entry["message"] = v.message
+            if entry not in found:
+                found.append(entry)
+    return found
 
 
 def mandatory_count(results: list[StackResult]) -> int:
@@ -58,6 +86,11 @@ def write_text(results: list[StackResult], out: TextIO) -> None:
             out.write(f"   {v.enforcement.upper():9} {v.policy}{controls}  {where}\n")
             for line in v.message.splitlines():
                 out.write(f"             {line}\n")
+        insecure = insecure_connections(r)
+        if insecure:
+            out.write(f"   insecure connections ({len(insecure)}; not blocked, tell the client):\n")
+            for c in insecure:
+                out.write(f"     - {c['name'] or '?'}: {c['url'] or c.get('message', '')}\n")
         out.write("\n")
     mandatory = mandatory_count(results)
     advisory = sum(1 for r in results for v in r.violations if v.enforcement == "advisory")
@@ -87,6 +120,7 @@ def verdict_json(results: list[StackResult]) -> dict:
                     }
                     for v in r.violations
                 ],
+                "insecure_connections": insecure_connections(r),
             }
             for r in results
         ]

@@ -66,7 +66,8 @@ def test_verdict_json_has_exact_shape(fleet):
     _, verdict, _ = fleet
     assert set(verdict) == {"stacks"}
     for s in verdict["stacks"]:
-        assert set(s) == {"program", "stack", "resources", "error", "violations"}
+        assert set(s) == {"program", "stack", "resources", "error", "violations", "insecure_connections"}
+        assert isinstance(s["insecure_connections"], list)
         assert isinstance(s["resources"], int)
         for v in s["violations"]:
             assert set(v) == {"policy", "controls", "enforcement", "urn", "message"}

@@ -25,8 +25,21 @@ def test_example_stacks_pass_the_real_pack_with_no_violation():
     for stack in stacks.values():
         assert stack["error"] is None
         assert stack["resources"] > 10
-        assert stack["violations"] == [], stack["violations"]
+        # The only finding: example-private's deliberately plaintext legacy mailbox (TLS-03, advisory).
+        others = [v for v in stack["violations"] if v["controls"] != ["TLS-03"]]
+        assert others == [], others
     assert code == 0
+
+
+def test_insecure_outside_connection_is_advisory_and_listed_for_the_client():
+    _code, report, _stderr = _preflight()
+    stacks = {s["stack"]: s for s in report["stacks"]}
+    assert stacks["example-public"]["insecure_connections"] == []
+    (finding,) = stacks["example-private"]["violations"]
+    assert finding["enforcement"] == "advisory" and finding["controls"] == ["TLS-03"]
+    assert stacks["example-private"]["insecure_connections"] == [{
+        "name": "legacy-inbox", "url": "imap://imap.globex.example:143",
+        "resource": "globex-internal-app-odoo", "policy": "docker-odoo-outside-connections-tls"}]
 
 
 def test_broken_program_is_flagged_with_each_control_id():
