@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-$(shell sha256sum requirements.lock | cut -c1-12)
 SYSTEM_PACKAGES := $(shell grep -v '^\#' tests/system-packages.txt)
 PYTEST_ARGS ?=
 
-.PHONY: preflight test test-unit system-deps bench lock venv clean
+.PHONY: preflight test test-unit test-vm system-deps bench bench-backup lock venv clean
 
 # Offline preview of every example stack with the policy verdict (no cloud account needed).
 preflight: $(STAMP)
@@ -17,12 +17,22 @@ preflight: $(STAMP)
 test: $(STAMP) system-deps
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+# Only the VM boots (also part of `make test`): each example stack's host in QEMU,
+# checked from outside. The Debian image is cached in ${XDG_CACHE_HOME:-~/.cache}/odoo-hosting/vm.
+test-vm: $(STAMP) system-deps
+	$(PY) -m pytest -m vm $(PYTEST_ARGS)
+
 # Only the fast tests that need no system packages.
 test-unit: $(STAMP)
 	$(PY) -m pytest -m "not system" $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(PY) bench/preflight_fleet.py
+
+# restic vs duplicity on a generated Odoo-like data set (200 MiB filestore + 50 MiB dump); prints figures.
+# Not part of `make test`: minutes of CPU. BENCH_ARGS="--filestore-mb 20 --dump-mb 5" for a quick run.
+bench-backup: $(STAMP) system-deps
+	$(PY) bench/backup_compare.py $(BENCH_ARGS)
 
 venv: $(STAMP)
 

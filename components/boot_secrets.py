@@ -7,10 +7,9 @@ single-use secret-id, then a KV v2 read of :data:`BOOT_SECRETS_KV_PATH`.
 Neither secret is ever in user-data.
 
 This component is the one place where those secrets are gathered, with the
-Vault path they belong at. Writing them to Vault (the per-client KV mount,
-policy and AppRole) is the secrets-and-backups work; it replaces the body of
-this component and nothing else. Until then the secrets live only in the
-Pulumi state, encrypted as Pulumi secrets.
+Vault path they belong at; :class:`components.secrets.ClientSecrets` writes
+:attr:`BootSecrets.values` to that path and creates the policy and AppRoles
+the host reads it with.
 """
 
 from __future__ import annotations
@@ -44,6 +43,9 @@ class BootSecretsArgs:
     """The client whose host reads these secrets."""
     wireguard_private_key: pulumi.Input[str]
     """The host's WireGuard private key (secret), from :class:`components.vpn.WireGuardHostKey`."""
+    app_secrets: Optional[pulumi.Input[dict]] = None
+    """The app plane's secret files (:class:`components.app.secrets.AppSecrets`), fetched by the
+    host by name like the boot secrets."""
 
 
 class BootSecrets(pulumi.ComponentResource):
@@ -67,6 +69,7 @@ class BootSecrets(pulumi.ComponentResource):
         )
         self.kv_mount = pulumi.Output.from_input(KV_MOUNT)
         self.kv_path = pulumi.Output.from_input(boot_secrets_kv_path(args.client_id))
-        self.values = pulumi.Output.secret(pulumi.Output.all(luks_key.result, args.wireguard_private_key).apply(
-            lambda v: dict(zip(SECRET_NAMES, v))))
+        self.values = pulumi.Output.secret(pulumi.Output.all(
+            luks_key.result, args.wireguard_private_key, args.app_secrets).apply(
+            lambda v: {**dict(zip(SECRET_NAMES, v[:2])), **(v[2] or {})}))
         self.register_outputs({"kv_mount": self.kv_mount, "kv_path": self.kv_path})

@@ -8,16 +8,29 @@ refers to another client's resources.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import datetime
+from dataclasses import dataclass, field
 from typing import Optional
 
 import pulumi
 
+from components.app.app import OdooApp, OdooAppArgs
+from components.app.caddyfile import internal_name, proxy_site, render_caddyfile
+from components.app.images import ODOO_IMAGES
+from components.app.notifications import IncidentChannel, IncidentChannelArgs
+from components.app.odoo_conf import render_odoo_conf
+from components.app.secrets import ORIGIN_CERT, ORIGIN_KEY, AppSecrets, AppSecretsArgs
+from components.app.app import ORIGIN_CERT_PATH, ORIGIN_KEY_PATH
+from components.app.tls import InternalTls, InternalTlsArgs
+from components.address import HostAddress, HostAddressArgs
+from components.backup import BackupStorage, BackupStorageArgs
 from components.boot_secrets import BootSecrets, BootSecretsArgs
+from components.rotation import Rotation, utc_today
+from components.secrets import ClientSecrets, ClientSecretsArgs
 from components.firewall import ClientFirewall, ClientFirewallArgs
 from components.host import Host, HostArgs
 from components.hostconfig import render_cloud_config
-from components.settings import Settings
+from components.settings import Settings, load_secret
 from components.vpn import WireGuardHostKey, WireGuardHostKeyArgs
 
 
@@ -27,6 +40,8 @@ class ClientStackArgs:
 
     settings: Settings
     """The validated stack settings; the only input."""
+    today: datetime.date = field(default_factory=utc_today)
+    """The day (UTC) credential rotation is computed for (tests pin it)."""
 
 
 class ClientStack(pulumi.ComponentResource):
@@ -40,6 +55,11 @@ class ClientStack(pulumi.ComponentResource):
     vpn_host_address: pulumi.Output[str]
     data_volume_id: pulumi.Output[str]
     boot_secrets_path: pulumi.Output[str]
+    app_url: pulumi.Output[str]
+    internal_ca_cert_pem: pulumi.Output[Optional[str]]
+    incident_topic_arn: pulumi.Output[str]
+    app_secret_values: pulumi.Output[dict]
+    """Secret: the app's secrets on their way through the seam (tests read it)."""
 
     def __init__(self, name: str, args: ClientStackArgs, opts: Optional[pulumi.ResourceOptions] = None) -> None:
         super().__init__("odoo-hosting:client:ClientStack", name, None, opts)
@@ -52,9 +72,33 @@ class ClientStack(pulumi.ComponentResource):
             opts=child,
         )
         vpn_key = WireGuardHostKey(f"{name}-vpn", WireGuardHostKeyArgs(client_id=s.client_id), opts=child)
+        internal_tls = None
+        origin_files: dict = {}
+        if not s.public:
+            internal_tls = InternalTls(
+                f"{name}-tls",
+                InternalTlsArgs(client_id=s.client_id, ip_addresses=[str(s.vpn.host_address)],
+                                dns_names=[internal_name(s.client_id)]),
+                opts=child,
+            )
+            origin_files = {ORIGIN_KEY: internal_tls.private_key_pem, ORIGIN_CERT: internal_tls.cert_pem}
+        app_secrets = AppSecrets(
+            f"{name}-app-secrets",
+            AppSecretsArgs(client_id=s.client_id,
+                           smtp_password=load_secret("smtpPassword") if "smtpPassword" in s.secrets_set else None,
+                           extra=origin_files),
+            opts=child,
+        )
         secrets = BootSecrets(
             f"{name}-boot-secrets",
-            BootSecretsArgs(client_id=s.client_id, wireguard_private_key=vpn_key.private_key),
+            BootSecretsArgs(client_id=s.client_id, wireguard_private_key=vpn_key.private_key,
+                            app_secrets=app_secrets.values),
+            opts=child,
+        )
+        address = HostAddress(
+            f"{name}-address",
+            HostAddressArgs(client_id=s.client_id, location=s.location, protection=s.server_protection,
+                            labels=s.labels),
             opts=child,
         )
         host = Host(
@@ -72,7 +116,57 @@ class ClientStack(pulumi.ComponentResource):
                 data_volume_gb=s.data_volume_gb,
                 server_protection=s.server_protection,
                 labels=s.labels,
+                primary_ipv4_id=address.ipv4_id,
             ),
+            opts=child,
+        )
+
+        docker_host = f"ssh://{s.admin_user}@{s.vpn.host_address}"
+        OdooApp(
+            f"{name}-app",
+            OdooAppArgs(
+                client_id=s.client_id,
+                # Unknown until the server exists: a first preview does not try to connect.
+                docker_host=host.server_id.apply(lambda _id: docker_host),
+                host_ready=[host],
+                odoo_image=ODOO_IMAGES[s.odoo_version],
+                database_name=s.database_name,
+                odoo_conf=render_odoo_conf(s),
+                caddyfile=render_caddyfile(proxy_site(s, origin_certificate=(ORIGIN_CERT_PATH, ORIGIN_KEY_PATH))),
+                # IPv4 only: with userland-proxy off, Docker 20.10 (Debian 12) forwards published IPv6
+                # ports only with its experimental ip6tables; public domains get A records only.
+                published_ip=["0.0.0.0"] if s.public else [str(s.vpn.host_address)],
+                modules=("base", "web", *s.sso.modules),
+                outside_connections=s.outside_connections,
+                sso=s.sso,
+                smtp_password="smtpPassword" in s.secrets_set,
+                internal_tls=not s.public,
+                labels=s.labels,
+            ),
+            opts=child,
+        )
+        incidents = IncidentChannel(
+            f"{name}-incidents",
+            IncidentChannelArgs(client_id=s.client_id, region=s.incident_region, contacts=s.incident_contacts,
+                                tags=s.labels),
+            opts=child,
+        )
+        # Backups (BKP-01..05) and the client's Vault paths, policies and AppRoles (SEC-01/02).
+        rotation = Rotation(period_days=s.credential_rotation_days, today=args.today)
+        b = s.backup
+        backup = BackupStorage(
+            f"{name}-backup",
+            BackupStorageArgs(client_id=s.client_id, region=b.region, fast_restore_days=b.fast_restore_days,
+                              deep_archive_days=b.deep_archive_days, retention_days=b.retention_days,
+                              lock_days=b.lock_days, rotation=rotation, tags=s.labels,
+                              incident_topic_arn=incidents.topic_arn),
+            opts=child,
+        )
+        ClientSecrets(
+            f"{name}-vault",
+            ClientSecretsArgs(client_id=s.client_id, host_ipv4=address.ipv4_address, boot_values=secrets.values,
+                              rotation=rotation, backup_credentials=backup.current_credentials,
+                              incident_topic_arn=incidents.topic_arn),
             opts=child,
         )
 
@@ -84,7 +178,15 @@ class ClientStack(pulumi.ComponentResource):
         self.vpn_host_address = pulumi.Output.from_input(str(s.vpn.host_address))
         self.data_volume_id = host.volume_id
         self.boot_secrets_path = pulumi.Output.concat(secrets.kv_mount, "/", secrets.kv_path)
+        self.app_url = pulumi.Output.from_input(
+            f"https://{s.domains[0]}/" if s.public else f"https://{internal_name(s.client_id)}/")
+        self.internal_ca_cert_pem = internal_tls.ca_cert_pem if internal_tls else pulumi.Output.from_input(None)
+        self.incident_topic_arn = incidents.topic_arn
+        self.app_secret_values = app_secrets.values
         self.register_outputs({
+            "app_url": self.app_url,
+            "internal_ca_cert_pem": self.internal_ca_cert_pem,
+            "incident_topic_arn": self.incident_topic_arn,
             "ipv4_address": self.ipv4_address,
             "ipv6_address": self.ipv6_address,
             "private_ip": self.private_ip,

@@ -51,6 +51,9 @@ class HostArgs:
     data_volume_gb: int
     server_protection: bool
     labels: Mapping[str, str]
+    primary_ipv4_id: Optional[pulumi.Input[int]] = None
+    """A pre-allocated primary IPv4 (:class:`components.address.HostAddress`): known before the
+    server exists, kept across replacements; Vault binds the host's AppRoles to it."""
 
     def __post_init__(self) -> None:
         if not self.user_data.startswith("#cloud-config\n"):
@@ -107,7 +110,8 @@ class Host(pulumi.ComponentResource):
             ssh_keys=[k.name for k in keys],
             user_data=args.user_data,
             firewall_ids=[args.firewall_id],
-            public_nets=[hcloud.ServerPublicNetArgs(ipv4_enabled=True, ipv6_enabled=True)],
+            public_nets=[hcloud.ServerPublicNetArgs(ipv4_enabled=True, ipv4=args.primary_ipv4_id,
+                                                    ipv6_enabled=True)],
             # Hetzner backups are unencrypted images of the root disk; client
             # data is not there and is backed up encrypted by restic instead.
             backups=False,

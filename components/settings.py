@@ -22,6 +22,8 @@ from typing import Any, Callable, Mapping, Optional, Sequence
 
 import pulumi
 
+from components.app.images import ODOO_VERSIONS
+
 NAMESPACE = "odoo-hosting"
 
 # Hetzner locations in the EU (network zone eu-central). RES-01.
@@ -61,6 +63,33 @@ _RFC1918 = tuple(ipaddress.IPv4Network(n) for n in ("10.0.0.0/8", "172.16.0.0/12
 def _is_rfc1918(net: ipaddress.IPv4Network) -> bool:
     return any(net.subnet_of(block) for block in _RFC1918)
 
+
+# Hetzner server types: (vCPUs, RAM in GB); sizes Odoo's workers and limits.
+SERVER_SIZES = {
+    "cx23": (2, 4), "cx33": (4, 8), "cx43": (8, 16), "cx53": (16, 32),
+    "cpx22": (2, 4), "cpx32": (4, 8), "cpx42": (8, 16), "cpx52": (12, 24), "cpx62": (16, 32),
+    "ccx13": (2, 8), "ccx23": (4, 16), "ccx33": (8, 32), "ccx43": (16, 64), "ccx53": (32, 128), "ccx63": (48, 192),
+}
+
+# AWS regions in the EU (RES-01): the incident channel lives there.
+_EU_AWS_REGION_RE = re.compile(r"^eu-(central|west|north|south)-[1-9]$")
+
+# Outside connections (TLS-03): scheme -> (kind, encrypted from the first byte).
+# smtp/imap/ldap are plaintext unless `starttls: true` upgrades them.
+CONNECTION_SCHEMES = {
+    "https": ("http", True), "http": ("http", False),
+    "wss": ("http", True), "ws": ("http", False),
+    "smtps": ("smtp", True), "smtp": ("smtp", False),
+    "imaps": ("imap", True), "imap": ("imap", False),
+    "ldaps": ("ldap", True), "ldap": ("ldap", False),
+    "postgresql": ("postgresql", False), "postgres": ("postgresql", False),
+}
+STARTTLS_KINDS = ("smtp", "imap", "ldap")
+_POSTGRES_TLS_MODES = ("require", "verify-ca", "verify-full")
+
+# Secrets set with `pulumi config set --secret`; parse_settings records only
+# which are present and never shows their values.
+SECRET_KEYS = ("oauthGoogleClientSecret", "oauthMicrosoftClientSecret", "ldapBindPassword", "smtpPassword")
 
 MIN_DATA_VOLUME_GB = 10
 MAX_DATA_VOLUME_GB = 10240
@@ -156,6 +185,83 @@ class MaintenanceWindow:
 
 
 @dataclass(frozen=True, kw_only=True)
+class Backup:
+    """The client's encrypted EU backups (BKP-01..05): where, when, how long."""
+
+    region: str
+    """AWS region of the backup bucket (EU only, BKP-02)."""
+    time: str
+    """Daily backup start, HH:MM UTC (outside the maintenance window)."""
+    fast_restore_days: int
+    """Days a backup object stays in S3 STANDARD (fast restore) before the archive tier."""
+    deep_archive_days: int
+    """Days after which archived objects move on to DEEP_ARCHIVE (slowest, cheapest)."""
+    retention_days: int
+    """Days after which old backup objects expire."""
+    lock_days: int
+    """S3 object lock default retention (GOVERNANCE) in days; at most the retention."""
+    keep_daily: int
+    keep_weekly: int
+    keep_monthly: int
+    """restic ``forget --prune`` policy: snapshots kept per day/week/month."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class OAuthProvider:
+    """An OAuth login provider for Odoo's ``auth_oauth`` (ACC-05)."""
+
+    name: str
+    """``google`` or ``microsoft``."""
+    client_id: str
+    """The public client id; the secret (if any) is a Pulumi secret."""
+    tenant: Optional[str] = None
+    """Microsoft Entra tenant id or domain (``organizations`` when not pinned)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Ldap:
+    """LDAP login for Odoo's ``auth_ldap`` (ACC-05): TLS only."""
+
+    url: str
+    host: str
+    port: int
+    starttls: bool
+    """True for ``ldap://`` upgraded with STARTTLS; False for ``ldaps://``."""
+    bind_dn: str
+    base_dn: str
+    user_filter: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class OutsideConnection:
+    """A system Odoo talks to (TLS-03): mail, directory, databases, webhooks."""
+
+    name: str
+    url: str
+    """The endpoint without credentials (userinfo is refused)."""
+    kind: str
+    """http, smtp, imap, ldap or postgresql."""
+    host: str
+    port: Optional[int]
+    encrypted: bool
+    """TLS from the first byte, or STARTTLS (smtp/imap/ldap), or sslmode=require+ (postgresql)."""
+    starttls: bool
+
+
+@dataclass(frozen=True, kw_only=True)
+class Sso:
+    """Optional single sign-on for the client's Odoo (ACC-05)."""
+
+    oauth: tuple[OAuthProvider, ...] = ()
+    ldap: Optional[Ldap] = None
+
+    @property
+    def modules(self) -> tuple[str, ...]:
+        """The Odoo modules this configures."""
+        return (("auth_oauth",) if self.oauth else ()) + (("auth_ldap",) if self.ldap else ())
+
+
+@dataclass(frozen=True, kw_only=True)
 class Settings:
     """Everything one client stack needs, validated."""
 
@@ -183,10 +289,41 @@ class Settings:
     the explicit, reviewed step before a server replacement."""
     vault_address: str
     """HTTPS address of the Vault the host fetches its boot secrets from."""
+    backup: Backup
+    """Encrypted backups of the database and filestore (BKP-01..05)."""
+    credential_rotation_days: int
+    """Half-life of rotated credentials (restic password, bucket access keys): a
+    new one becomes current every this many days and each lives twice as long,
+    so none is older than 90 days (BKP-03, BKP-05)."""
+    odoo_version: str = "17.0"
+    """Odoo series; picks the pinned official image."""
+    incident_contacts: tuple[str, ...] = ()
+    """E-mail addresses subscribed to the client's incident channel (INC-01)."""
+    incident_region: str = "eu-central-1"
+    """EU AWS region of the incident channel (SNS topic and its KMS key)."""
+    sso: Sso = Sso()
+    outside_connections: tuple[OutsideConnection, ...] = ()
+    """Every outside system Odoo is configured to reach (TLS-03), LDAP included."""
+    secrets_set: frozenset[str] = frozenset()
+    """Which of SECRET_KEYS the stack config holds (values are read as Pulumi secrets)."""
 
     @property
     def public(self) -> bool:
         return self.exposure == "public"
+
+    @property
+    def database_name(self) -> str:
+        """The client's one PostgreSQL database (Odoo's dbfilter pins it)."""
+        return self.client_id.replace("-", "_")
+
+    @property
+    def server_size(self) -> tuple[int, int]:
+        """(vCPUs, RAM GB) of the server type."""
+        return SERVER_SIZES[self.server_type]
+
+    @property
+    def insecure_connections(self) -> tuple[OutsideConnection, ...]:
+        return tuple(c for c in self.outside_connections if not c.encrypted)
 
     @property
     def labels(self) -> dict[str, str]:
@@ -369,6 +506,54 @@ def _vault_address(key: str, value: Any) -> str:
     return text.rstrip("/")
 
 
+_AWS_EU_REGION_RE = re.compile(r"^eu-(central|west|north|south)-[1-9]$")
+_HHMM_RE = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
+MAX_CREDENTIAL_ROTATION_DAYS = 45
+"""Each rotated credential lives two rotation periods: 2 x 45 = 90 days (BKP-03, BKP-05)."""
+
+
+def _backup(value: Callable[[str], Any], window: MaintenanceWindow) -> Backup:
+    region = value("backupRegion")
+    if not isinstance(region, str) or not _AWS_EU_REGION_RE.match(region):
+        raise SettingsError("backupRegion", region, "an AWS EU region such as eu-central-1, eu-west-1, eu-north-1")
+    time_text = value("backupTime")
+    match = _HHMM_RE.match(time_text) if isinstance(time_text, str) else None
+    if not match:
+        raise SettingsError("backupTime", time_text, "a daily UTC time HH:MM, e.g. 01:30")
+    minute = int(match.group(1)) * 60 + int(match.group(2))
+    if (minute - window.start_minute) % (24 * 60) < window.duration_minutes:
+        raise SettingsError("backupTime", time_text,
+                            f"a time outside the maintenance window {window.start}-{window.end} "
+                            "(a reboot would cut the backup)")
+    fast = _int("backupFastRestoreDays", value("backupFastRestoreDays"), 1, 3650)
+    deep = _int("backupDeepArchiveDays", value("backupDeepArchiveDays"), 1, 3650)
+    if deep <= fast:
+        raise SettingsError("backupDeepArchiveDays", deep,
+                            f"more days than backupFastRestoreDays ({fast}): an archive tier cannot start "
+                            "before the fast-restore window ends")
+    retention = _int("backupRetentionDays", value("backupRetentionDays"), 1, 3650)
+    if retention <= deep:
+        raise SettingsError("backupRetentionDays", retention,
+                            f"more days than backupDeepArchiveDays ({deep}): backups must reach the "
+                            "archive tiers before they expire")
+    lock = _int("backupLockDays", value("backupLockDays"), 1, 3650)
+    if lock > retention:
+        raise SettingsError("backupLockDays", lock,
+                            f"at most backupRetentionDays ({retention}): a lock longer than the retention "
+                            "keeps backups the lifecycle should expire")
+    return Backup(
+        region=region,
+        time=time_text,
+        fast_restore_days=fast,
+        deep_archive_days=deep,
+        retention_days=retention,
+        lock_days=lock,
+        keep_daily=_int("backupKeepDaily", value("backupKeepDaily"), 1, 366),
+        keep_weekly=_int("backupKeepWeekly", value("backupKeepWeekly"), 0, 520),
+        keep_monthly=_int("backupKeepMonthly", value("backupKeepMonthly"), 0, 120),
+    )
+
+
 def _ssh_keys(key: str, value: Any) -> tuple[SshKey, ...]:
     entries = _list(key, value)
     if not entries:
@@ -434,6 +619,102 @@ def _vpn(key: str, value: Any) -> Vpn:
     return Vpn(subnet=subnet, port=port, peers=tuple(peers))
 
 
+def _email(key: str, value: Any) -> str:
+    if not isinstance(value, str) or not _EMAIL_RE.match(value.strip()):
+        raise SettingsError(key, value, "an e-mail address")
+    return value.strip()
+
+
+def _url_parts(key: str, value: Any, allowed: str) -> tuple[str, str, Optional[int], str]:
+    """(scheme, host, port, query) of a URL; refuses credentials in it."""
+    from urllib.parse import urlsplit
+
+    text = _require_str(key, value)
+    try:
+        parts = urlsplit(text)
+        port = parts.port
+    except ValueError:
+        raise SettingsError(key, value, allowed) from None
+    if parts.username is not None or parts.password is not None:
+        # Echoing the value would print the credential.
+        raise SettingsError(key, "(a URL with credentials)",
+                            allowed + "; no user or password in the URL (secrets go in with `pulumi config set --secret`)")
+    if not parts.scheme or not parts.hostname:
+        raise SettingsError(key, value, allowed)
+    return parts.scheme.lower(), parts.hostname.lower(), port, parts.query
+
+
+def _outside_connection(key: str, entry: Any) -> OutsideConnection:
+    obj = _object(key, entry)
+    _reject_unknown(key, obj, ("name", "url", "starttls"))
+    name = _require_str(f"{key}.name", obj.get("name"))
+    if not _NAME_RE.match(name):
+        raise SettingsError(f"{key}.name", name, "letters, digits, '.', '_' or '-' (max 63)")
+    allowed = "a URL with one of the schemes " + ", ".join(CONNECTION_SCHEMES)
+    scheme, host, port, query = _url_parts(f"{key}.url", obj.get("url"), allowed)
+    if scheme not in CONNECTION_SCHEMES:
+        raise SettingsError(f"{key}.url", obj.get("url"), allowed)
+    kind, encrypted = CONNECTION_SCHEMES[scheme]
+    starttls = _bool(f"{key}.starttls", obj.get("starttls", False))
+    if starttls and (kind not in STARTTLS_KINDS or encrypted):
+        raise SettingsError(f"{key}.starttls", True, f"true only for plain {', '.join(STARTTLS_KINDS)} URLs")
+    if kind == "postgresql":
+        from urllib.parse import parse_qs
+        encrypted = parse_qs(query).get("sslmode", [""])[-1] in _POSTGRES_TLS_MODES
+    return OutsideConnection(name=name, url=obj["url"].strip(), kind=kind, host=host, port=port,
+                             encrypted=encrypted or starttls, starttls=starttls)
+
+
+def _sso(key: str, value: Any) -> Sso:
+    obj = _object(key, value)
+    _reject_unknown(key, obj, ("google", "microsoft", "ldap"))
+    oauth: list[OAuthProvider] = []
+    for provider in ("google", "microsoft"):
+        if obj.get(provider) is None:
+            continue
+        pkey = f"{key}.{provider}"
+        entry = _object(pkey, obj[provider])
+        _reject_unknown(pkey, entry, ("clientId", "tenant") if provider == "microsoft" else ("clientId",))
+        client_id = _require_str(f"{pkey}.clientId", entry.get("clientId"))
+        if not re.match(r"^[A-Za-z0-9._-]{8,200}$", client_id):
+            raise SettingsError(f"{pkey}.clientId", client_id, "the OAuth client id as issued by the provider")
+        tenant = None
+        if provider == "microsoft":
+            tenant = _require_str(f"{pkey}.tenant", entry.get("tenant", "organizations"))
+            if not re.match(r"^[A-Za-z0-9.-]{3,100}$", tenant) or tenant == "common":
+                raise SettingsError(f"{pkey}.tenant", tenant,
+                                    "the client's Entra tenant id or domain, or 'organizations' (not 'common')")
+        oauth.append(OAuthProvider(name=provider, client_id=client_id, tenant=tenant))
+    ldap = None
+    if obj.get("ldap") is not None:
+        lkey = f"{key}.ldap"
+        entry = _object(lkey, obj["ldap"])
+        _reject_unknown(lkey, entry, ("url", "starttls", "bindDn", "baseDn", "userFilter"))
+        allowed = "an ldaps:// URL, or ldap:// with starttls: true (LDAP only over TLS, ACC-05)"
+        scheme, host, port, _query = _url_parts(f"{lkey}.url", entry.get("url"), allowed)
+        starttls = _bool(f"{lkey}.starttls", entry.get("starttls", False))
+        if scheme not in ("ldap", "ldaps") or (scheme == "ldap" and not starttls) or (scheme == "ldaps" and starttls):
+            raise SettingsError(f"{lkey}.url", entry.get("url"), allowed)
+        user_filter = _require_str(f"{lkey}.userFilter", entry.get("userFilter", "(uid=%s)"))
+        if "%s" not in user_filter:
+            raise SettingsError(f"{lkey}.userFilter", user_filter, "an LDAP filter containing %s for the login")
+        ldap = Ldap(url=entry["url"].strip(), host=host, port=port or (636 if scheme == "ldaps" else 389),
+                    starttls=starttls, bind_dn=_require_str(f"{lkey}.bindDn", entry.get("bindDn")),
+                    base_dn=_require_str(f"{lkey}.baseDn", entry.get("baseDn")), user_filter=user_filter)
+    return Sso(oauth=tuple(oauth), ldap=ldap)
+
+
+def _secrets_set(raw: Mapping[str, Any], sso: Sso) -> frozenset[str]:
+    present = frozenset(k for k in SECRET_KEYS if raw.get(k) not in (None, ""))
+    for k in present:
+        if not isinstance(raw[k], str):
+            raise SettingsError(k, "(secret)", "a string set with `pulumi config set --secret`")
+    if sso.ldap is not None and "ldapBindPassword" not in present:
+        raise SettingsError("ldapBindPassword", None,
+                            "the LDAP bind password, set with `pulumi config set --secret` (sso.ldap is configured)")
+    return present
+
+
 # --------------------------------------------------------------------------
 # the schema: key -> (default, structured?)
 
@@ -453,6 +734,22 @@ KEYS: dict[str, tuple[Any, bool]] = {
     "maintenanceWindow": ("03:00-05:00", False),
     "serverProtection": (True, False),
     "vaultAddress": (None, False),
+    "odooVersion": ("17.0", False),
+    "incidentContacts": (None, True),
+    "incidentRegion": ("eu-central-1", False),
+    "sso": ({}, True),
+    "outsideConnections": ([], True),
+    **{k: (None, False) for k in SECRET_KEYS},
+    "backupRegion": ("eu-central-1", False),
+    "backupTime": ("01:30", False),
+    "backupFastRestoreDays": (30, False),
+    "backupDeepArchiveDays": (120, False),
+    "backupRetentionDays": (400, False),
+    "backupLockDays": (30, False),
+    "backupKeepDaily": (7, False),
+    "backupKeepWeekly": (5, False),
+    "backupKeepMonthly": (12, False),
+    "credentialRotationDays": (30, False),
 }
 
 
@@ -465,6 +762,7 @@ def parse_settings(raw: Mapping[str, Any]) -> Settings:
     for name in raw:
         if name not in KEYS:
             raise SettingsError(name, raw[name], "a known key: " + ", ".join(KEYS))
+    raw = {k: v for k, v in raw.items() if not (k in SECRET_KEYS and v is None)}
     value: Callable[[str], Any] = lambda k: raw.get(k, KEYS[k][0])  # noqa: E731
 
     client_id = value("clientId")
@@ -503,6 +801,29 @@ def parse_settings(raw: Mapping[str, Any]) -> Settings:
                             f"a network that does not overlap privateNetwork ({private_network})")
     private_subnet = next(private_network.subnets(new_prefix=max(private_network.prefixlen, 24)))
 
+    odoo_version = value("odooVersion")
+    if isinstance(odoo_version, (int, float)) and not isinstance(odoo_version, bool):
+        odoo_version = f"{float(odoo_version):.1f}"  # YAML reads 17.0 as a number
+    odoo_version = _choice("odooVersion", odoo_version, ODOO_VERSIONS)
+    contacts_raw = value("incidentContacts")
+    contacts = tuple(_email(f"incidentContacts[{i}]", c)
+                     for i, c in enumerate(_list("incidentContacts", contacts_raw)))
+    if not contacts:
+        raise SettingsError("incidentContacts", contacts_raw,
+                            "at least one e-mail address of the client's incident contacts (INC-01)")
+    _unique("incidentContacts", contacts, "addresses")
+    incident_region = value("incidentRegion")
+    if not isinstance(incident_region, str) or not _EU_AWS_REGION_RE.match(incident_region):
+        raise SettingsError("incidentRegion", incident_region, "an EU AWS region (eu-central-1, eu-west-1, ...)")
+    sso = _sso("sso", value("sso"))
+    connections = [_outside_connection(f"outsideConnections[{i}]", c)
+                   for i, c in enumerate(_list("outsideConnections", value("outsideConnections")))]
+    _unique("outsideConnections", [c.name for c in connections], "names")
+    if sso.ldap is not None:
+        connections.append(OutsideConnection(name="sso-ldap", url=sso.ldap.url, kind="ldap", host=sso.ldap.host,
+                                             port=sso.ldap.port, encrypted=True, starttls=sso.ldap.starttls))
+    secrets_set = _secrets_set(raw, sso)
+
     return Settings(
         client_id=client_id,
         location=location,
@@ -520,6 +841,15 @@ def parse_settings(raw: Mapping[str, Any]) -> Settings:
         maintenance_window=_maintenance_window("maintenanceWindow", value("maintenanceWindow")),
         server_protection=_bool("serverProtection", value("serverProtection")),
         vault_address=_vault_address("vaultAddress", value("vaultAddress")),
+        odoo_version=odoo_version,
+        incident_contacts=contacts,
+        incident_region=incident_region,
+        sso=sso,
+        outside_connections=tuple(connections),
+        secrets_set=secrets_set,
+        backup=_backup(value, _maintenance_window("maintenanceWindow", value("maintenanceWindow"))),
+        credential_rotation_days=_int("credentialRotationDays", value("credentialRotationDays"),
+                                      1, MAX_CREDENTIAL_ROTATION_DAYS),
     )
 
 
@@ -532,6 +862,13 @@ def _decode(name: str, text: Any) -> Any:
         return json.loads(text)
     except json.JSONDecodeError:
         raise SettingsError(name, text, "a YAML list/object in the stack file (or JSON with `pulumi config set --path`)") from None
+
+
+def load_secret(key: str) -> Optional[pulumi.Output[str]]:
+    """A secret setting (one of SECRET_KEYS) as a Pulumi secret Output, or None when unset."""
+    if key not in SECRET_KEYS:
+        raise ValueError(f"{key} is not a secret setting")
+    return pulumi.Config(NAMESPACE).get_secret(key)
 
 
 def load_settings() -> Settings:

@@ -90,6 +90,8 @@ class RecordingMocks(pulumi.runtime.Mocks):
         if args.typ == "hcloud:index/server:Server":
             outputs.update(ipv4Address=f"203.0.113.{self.counter}", ipv6Address=f"2001:db8::{self.counter}",
                            status="running")
+        elif args.typ == "hcloud:index/primaryIp:PrimaryIp":
+            outputs.update(ipAddress=f"198.51.100.{self.counter}")
         elif args.typ == "random:index/randomBytes:RandomBytes":
             raw = digest[: int(args.inputs.get("length", 32))]
             outputs.update(base64=base64.b64encode(raw).decode(), hex=raw.hex())

@@ -29,6 +29,11 @@ def approle_role_id(client_id: str) -> str:
     return f"{client_id}-host"
 
 
+def bootstrap_role_id(client_id: str) -> str:
+    """The address-bound AppRole a booting host uses to obtain a wrapped secret-id."""
+    return f"{client_id}-bootstrap"
+
+
 def boot_kv_path(client_id: str) -> str:
     """Path inside :data:`VAULT_KV_MOUNT` of the host's boot secrets."""
     return f"clients/{client_id}/boot"
@@ -49,8 +54,13 @@ def render_boot_config(settings: Settings, *, vault_address: Optional[str] = Non
         "vault_address": resolve_vault_address(settings, vault_address),
         "ca_file": None,
         "role_id": approle_role_id(settings.client_id),
+        # No secret-id delivered: the host asks Vault for a wrapped one through
+        # this address-bound role (components/secrets.py, README "secret-zero").
+        "bootstrap_role_id": bootstrap_role_id(settings.client_id),
+        "approle_path": "approle",
         "kv_mount": VAULT_KV_MOUNT,
         "kv_path": boot_kv_path(settings.client_id),
+        "kv_paths": {"boot": boot_kv_path(settings.client_id), "backup": f"clients/{settings.client_id}/backup"},
         "wrapped_secret_id_path": WRAPPED_SECRET_ID_PATH,
         "token_cache_path": VAULT_TOKEN_CACHE_PATH,
         "wait_seconds": WRAPPED_SECRET_ID_WAIT_SECONDS,

@@ -7,14 +7,18 @@ deterministic function of the settings).
 
 from __future__ import annotations
 
+import base64
+import gzip
 from typing import Any, Optional
 
 import yaml
 
 from components.settings import Settings
 
+from .backup import BACKUP_PACKAGES, BACKUP_TIMERS, backup_write_files
 from .boot_secrets import render_boot_config, render_secret_fetch_script
 from .data_volume import render_data_volume_script, render_data_volume_unit
+from .docker import DOCKER_PACKAGES, docker_runcmd, docker_write_files
 from .fail2ban import render_fail2ban_jail, render_fail2ban_odoo_filter
 from .nftables import render_nftables
 from .paths import (
@@ -32,6 +36,8 @@ HETZNER_USER_DATA_LIMIT = 32 * 1024
 
 PACKAGES = (
     "nftables", "fail2ban", "python3-systemd", "unattended-upgrades", "cryptsetup", "wireguard-tools",
+    *BACKUP_PACKAGES,
+    *DOCKER_PACKAGES,
 )
 
 
@@ -40,8 +46,8 @@ def _file(path: str, content: str, permissions: str, owner: str = ROOT_OWNER) ->
 
 
 def write_files(settings: Settings, *, vault_address: Optional[str] = None) -> list[dict[str, Any]]:
-    """Every file the host gets, with explicit owner and mode."""
-    return [
+    """Every file the host gets, with explicit owner and mode; executables packed (see :func:`_pack_executable`)."""
+    return [_pack_executable(f) for f in [
         _file(SSHD_DROPIN_PATH, render_sshd_dropin(settings), "0644"),
         _file(NFTABLES_PATH, render_nftables(settings), "0755"),
         _file(FAIL2BAN_JAIL_PATH, render_fail2ban_jail(settings), "0644"),
@@ -55,7 +61,20 @@ def write_files(settings: Settings, *, vault_address: Optional[str] = None) -> l
         _file(DATA_VOLUME_SCRIPT_PATH, render_data_volume_script(settings), "0700"),
         _file(DATA_VOLUME_UNIT_PATH, render_data_volume_unit(settings), "0644"),
         _file(WIREGUARD_CONFIG_PATH, render_wireguard_config(settings), "0600"),
-    ]
+        *backup_write_files(settings),
+        *docker_write_files(settings),
+    ]]
+
+
+def _pack_executable(entry: dict[str, Any]) -> dict[str, Any]:
+    """Scripts (mode 0700) travel as ``encoding: gz+b64``: Hetzner caps user-data at
+    32 KiB and the scripts are most of it. Configuration stays plain text, so a
+    reviewer and the policy pack read it as is (the pack decodes gz+b64 too).
+    gzip without a timestamp keeps the user-data deterministic."""
+    if entry["permissions"] != "0700" or not entry["content"]:
+        return entry
+    packed = base64.b64encode(gzip.compress(entry["content"].encode(), compresslevel=9, mtime=0)).decode()
+    return {**entry, "encoding": "gz+b64", "content": packed}
 
 
 def cloud_config(settings: Settings, *, vault_address: Optional[str] = None) -> dict[str, Any]:
@@ -91,6 +110,8 @@ def cloud_config(settings: Settings, *, vault_address: Optional[str] = None) -> 
             _Command(["systemctl", "enable", "--now", "--no-block", f"wg-quick@{WIREGUARD_INTERFACE}.service"]),
             _Command(["systemctl", "enable", "fail2ban.service"]),
             _Command(["systemctl", "restart", "fail2ban.service"]),
+            _Command(["systemctl", "enable", "--now", *BACKUP_TIMERS]),
+            *(_Command(c) for c in docker_runcmd(settings)),
         ],
     }
 
