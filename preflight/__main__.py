@@ -110,6 +110,11 @@ def _main(args: argparse.Namespace) -> int:
             results: list[StackResult] = []
             state = {"configured": False}
             total_start = time.perf_counter()
+            if overrides_data is not None:
+                # A bad policy config stops the run before any program runs.
+                pack.connect()
+                pack.configure(parse_policy_config(overrides_data, pack.policies, args.policy_config))
+                state["configured"] = True
 
             def analyze(cfg, resources) -> list:
                 # Connect lazily: the pack boots while the first program runs.
