@@ -33,6 +33,7 @@ from pulumi.runtime import resource as pulumi_resource_runtime, rpc, settings as
 from pulumi.runtime.config import set_all_config
 from pulumi.runtime.mocks import MockCallArgs, MockMonitor, Mocks
 from pulumi.runtime.proto import resource_pb2, source_pb2
+from pulumi.runtime import stack as pulumi_stack
 from pulumi.runtime.stack import run_in_stack
 from pulumi.runtime.sync_await import _ensure_event_loop, _sync_await
 
@@ -527,9 +528,49 @@ def _no_stack_trace():
     return source_pb2.StackTrace()
 
 
+async def _wait_for_rpcs(await_all_outstanding_tasks: bool = True) -> None:
+    """The SDK's wait_for_rpcs with the same contract, in linear time.
+
+    The SDK waits for outstanding outputs with FIRST_COMPLETED in a loop,
+    which registers a callback on every pending task at every completion:
+    quadratic in the number of outputs, a third of a 60-resource stack's
+    run. Waiting with FIRST_EXCEPTION registers each task once and still
+    stops at the first failure, whose exception is re-raised as before.
+    """
+    rpc_manager = pulumi_stack._get_rpc_manager()
+    outputs = pulumi_stack.SETTINGS
+    while True:
+        while rpc_manager.rpcs:
+            await asyncio.sleep(0)
+            try:
+                await rpc_manager.rpcs.pop()
+            except Exception as exn:
+                if rpc_manager.unhandled_exception is not None:
+                    raise exn from rpc_manager.unhandled_exception.with_traceback(rpc_manager.exception_traceback)
+                raise
+        if rpc_manager.unhandled_exception is not None:
+            raise rpc_manager.unhandled_exception.with_traceback(rpc_manager.exception_traceback)
+        if await_all_outstanding_tasks:
+            while True:
+                with outputs.lock:
+                    pending = list(outputs.outputs)
+                    outputs.outputs.clear()
+                if not pending:
+                    break
+                done, not_done = await asyncio.wait(pending, return_when=asyncio.FIRST_EXCEPTION)
+                for task in done:
+                    await task
+                if not_done:
+                    with outputs.lock:
+                        outputs.outputs.update(not_done)
+        if not rpc_manager.rpcs:
+            break
+
+
 def run_stack(cfg: StackConfig) -> StackRun:
     """Run one stack of a program under mocks with fresh runtime state."""
     pulumi_resource_runtime._get_stack_trace = _no_stack_trace
+    pulumi_stack.wait_for_rpcs = _wait_for_rpcs
     start = time.perf_counter()
     monitor = RecordingMonitor(cfg)
     captured = io.StringIO()
