@@ -119,7 +119,10 @@ AppliesTo = Union[Sequence[str], AbstractSet[str], Callable[[str], bool], None]
 
 def _only_for(applies_to: AppliesTo, validate: Callable[[Any, ReportViolation], None]
               ) -> Callable[[Any, ReportViolation], None]:
-    """``validate`` preceded by the type check: another type gets ``args.not_applicable(...)``."""
+    """``validate`` preceded by the type check: another type gets ``args.not_applicable(...)``.
+
+    The check lives here once, so a policy's validate function does not
+    repeat it: it only ever sees the types its ``applies_to`` names."""
     if applies_to is None:
         return validate
     if isinstance(applies_to, str):

@@ -226,8 +226,6 @@ def assess_backup_agent(text: str) -> Tuple[List[str], Optional[str]]:
 
 
 def _validate(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
-    if args.resource_type != SERVER:
-        return
     user_data = get(args.props, "userData")
     if user_data is None or (isinstance(user_data, str) and not user_data.strip()):
         report_violation("the server has no userData, so no backup agent is set up; pass a #cloud-config "

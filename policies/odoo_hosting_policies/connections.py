@@ -65,8 +65,6 @@ def _labels(props: Mapping[str, Any]) -> dict:
 
 
 def _validate(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
-    if args.resource_type != CONTAINER:
-        return
     value = _labels(args.props).get(CONNECTIONS_LABEL)
     if not isinstance(value, str):
         return
@@ -113,8 +111,6 @@ def sso_problems(label_value: str) -> List[str]:
 
 
 def _validate_sso(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
-    if args.resource_type != CONTAINER:
-        return
     value = _labels(args.props).get(SSO_LABEL)
     if not isinstance(value, str):
         return

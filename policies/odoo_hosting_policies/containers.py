@@ -117,8 +117,6 @@ def container_problems(props: Mapping[str, Any], role_key: str) -> List[str]:
 
 
 def _validate_container(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
-    if args.resource_type != CONTAINER:
-        return
     key = config_string(args, "roleLabelKey", DEFAULT_ROLE_LABEL)
     for problem in container_problems(args.props, key):
         report_violation(f"container: {problem}.", None)

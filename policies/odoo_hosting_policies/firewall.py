@@ -207,8 +207,6 @@ hcloud_firewall_public_ingress = no_public_ingress_except(
 
 
 def _validate_server_firewall(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
-    if args.resource_type != SERVER:
-        return
     ids = get(args.props, "firewallIds", [])
     if not isinstance(ids, Sequence) or isinstance(ids, str) or len(ids) == 0:
         report_violation(

@@ -209,8 +209,6 @@ def _user_data(args: ResourceValidationArgs, report_violation: ReportViolation, 
 
 
 def _validate_fail2ban(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
-    if args.resource_type != SERVER:
-        return
     max_retry = config_int(args, "fail2banMaxRetry", DEFAULT_MAX_RETRY, minimum=1)
     min_find = config_int(args, "fail2banMinFindTimeSeconds", DEFAULT_MIN_FIND_TIME, minimum=1)
     min_ban = config_int(args, "fail2banMinBanTimeSeconds", DEFAULT_MIN_BAN_TIME, minimum=1)
@@ -387,8 +385,6 @@ def assess_unattended_upgrades(text: str) -> Tuple[Tuple[str, ...], Optional[str
 
 
 def _validate_unattended(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
-    if args.resource_type != SERVER:
-        return
     text = _user_data(args, report_violation, "unattended-upgrades")
     if text is None:
         return

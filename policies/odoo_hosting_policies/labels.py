@@ -38,8 +38,6 @@ _CONFIG = {
 
 
 def _validate_client_label(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
-    if args.resource_type not in LABELLED_TYPES:
-        return
     key = config_string(args, "clientLabelKey", DEFAULT_CLIENT_LABEL, _LABEL_KEY)
     labels = get(args.props, "labels", {})
     value = labels[key] if isinstance(labels, Mapping) and key in labels else None
@@ -89,8 +87,6 @@ def _default_tags(provider: Any) -> Mapping[str, Any]:
 
 
 def _validate_aws_client_tag(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
-    if args.resource_type not in AWS_TAGGED_TYPES:
-        return
     key = config_string(args, "clientLabelKey", DEFAULT_CLIENT_LABEL, _LABEL_KEY)
     tags = get(args.props, "tags", {})
     value = tags[key] if isinstance(tags, Mapping) and key in tags else None

@@ -119,8 +119,6 @@ def _region_problem(region: Any, prefixes: List[str]) -> Optional[str]:
 
 
 def _validate_aws_provider(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
-    if args.resource_type != "pulumi:providers:aws":
-        return
     prefixes = config_string_list(args, "allowedRegionPrefixes", DEFAULT_AWS_REGION_PREFIXES)
     region = get(args.props, "region")
     if region is None:
@@ -147,8 +145,6 @@ aws_provider_eu_region = resource_policy(
 
 
 def _validate_aws_resource(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
-    if not args.resource_type.startswith("aws:"):
-        return
     prefixes = config_string_list(args, "allowedRegionPrefixes", DEFAULT_AWS_REGION_PREFIXES)
     region = get(args.props, "region")
     if region is not None:

@@ -85,8 +85,6 @@ def _mount_targets(props: Mapping[str, Any]) -> List[str]:
 
 
 def _validate(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
-    if args.resource_type != CONTAINER:
-        return
     conf = env_value(args.props, ODOO_CONF_ENV)
     if conf is None:
         return

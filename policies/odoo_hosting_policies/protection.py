@@ -57,8 +57,6 @@ vault_mount_protected = protected_policy(
 
 
 def _validate_kms_key(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
-    if args.resource_type != KMS_KEY:
-        return
     spec = str(get(args.props, "customerMasterKeySpec", "SYMMETRIC_DEFAULT")).upper()
     if spec == "SYMMETRIC_DEFAULT" and not is_true(get(args.props, "enableKeyRotation")):
         report_violation("enableKeyRotation is not true; set enableKeyRotation: true so AWS rotates the "

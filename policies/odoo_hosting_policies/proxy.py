@@ -213,8 +213,6 @@ def env_value(props: Mapping[str, Any], name: str) -> Optional[str]:
 
 
 def _validate(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
-    if args.resource_type != CONTAINER:
-        return
     min_hsts = config_int(args, "minimumHstsMaxAge", DEFAULT_MIN_HSTS, minimum=DEFAULT_MIN_HSTS)
     role = str(_labels(args.props).get(ROLE_LABEL) or "").strip().lower()
     image = str(get(args.props, "image", ""))

@@ -25,8 +25,6 @@ def _known_items(seq: Sequence[Any]) -> list:
 
 
 def _validate_ssh_keys(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
-    if args.resource_type != SERVER:
-        return
     keys = get(args.props, "sshKeys", [])
     if not isinstance(keys, Sequence) or isinstance(keys, str) or len(keys) == 0:
         report_violation(
@@ -49,8 +47,6 @@ hcloud_server_ssh_keys = resource_policy(
 
 
 def _validate_sshd(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
-    if args.resource_type != SERVER:
-        return
     # An unknown userData raises UnknownValueError here on purpose: the SDK
     # reports "can't run policy during preview" instead of a silent pass.
     user_data = get(args.props, "userData")

@@ -36,8 +36,6 @@ _CERT_CONFIG = {
 
 
 def _validate_key(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
-    if args.resource_type != PRIVATE_KEY:
-        return
     min_bits = config_int(args, "minimumRsaBits", DEFAULT_MIN_RSA_BITS, minimum=2048)
     algorithm = str(get(args.props, "algorithm", "")).strip().upper()
     if algorithm == "RSA":
@@ -74,8 +72,6 @@ tls_private_key_strength = resource_policy(
 
 
 def _validate_cert(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
-    if args.resource_type not in CERT_TYPES:
-        return
     max_hours = config_int(args, "maximumValidityHours", DEFAULT_MAX_VALIDITY_HOURS, minimum=1)
     raw = get(args.props, "validityPeriodHours")
     hours = as_number(raw)

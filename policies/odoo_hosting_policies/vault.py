@@ -188,8 +188,6 @@ _POLICY_CONFIG = {
 
 
 def _validate_vault_policy(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
-    if args.resource_type != POLICY:
-        return
     min_depth = config_int(args, "minimumGlobDepth", DEFAULT_MIN_GLOB_DEPTH, minimum=1)
     name = get(args.props, "name", args.name)
     try:
@@ -225,8 +223,6 @@ _APPROLE_CONFIG = {
 
 
 def _validate_approle(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
-    if args.resource_type != APPROLE_ROLE:
-        return
     max_ttl = config_int(args, "maximumTokenTtlSeconds", DEFAULT_MAX_TOKEN_TTL, minimum=60)
     for key in ("tokenTtl", "tokenMaxTtl"):
         raw = get(args.props, key)

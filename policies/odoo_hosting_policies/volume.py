@@ -12,8 +12,6 @@ SERVER = "hcloud:index/server:Server"
 
 
 def _validate_no_provider_format(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
-    if args.resource_type not in (VOLUME, VOLUME_ATTACHMENT):
-        return
     if args.resource_type == VOLUME:
         fmt = get(args.props, "format")
         if fmt is not None and str(fmt).strip():
@@ -40,8 +38,6 @@ hcloud_volume_no_provider_format = resource_policy(
 
 
 def _validate_volume_protection(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
-    if args.resource_type != VOLUME:
-        return
     if not is_true(get(args.props, "deleteProtection")):
         report_violation(
             "deleteProtection is not true, so the volume can be deleted through the Hetzner API or "
@@ -64,8 +60,6 @@ hcloud_volume_protected = resource_policy(
 
 
 def _validate_server_protection(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
-    if args.resource_type != SERVER:
-        return
     delete = is_true(get(args.props, "deleteProtection"))
     rebuild = is_true(get(args.props, "rebuildProtection"))
     if delete != rebuild:
