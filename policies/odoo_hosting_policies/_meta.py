@@ -23,6 +23,8 @@ from pulumi_policy import (
     StackValidationPolicy,
 )
 
+from ._servicer import APPLIES_TO_ATTR
+
 FRAMEWORK_NAME = "odoo-hosting-controls"
 FRAMEWORK_VERSION = "1"
 
@@ -117,25 +119,31 @@ def _guard_config(validate: Callable[[Any, ReportViolation], None]) -> Callable[
 AppliesTo = Union[Sequence[str], AbstractSet[str], Callable[[str], bool], None]
 
 
-def _only_for(applies_to: AppliesTo, validate: Callable[[Any, ReportViolation], None]
-              ) -> Callable[[Any, ReportViolation], None]:
-    """``validate`` preceded by the type check: another type gets ``args.not_applicable(...)``.
-
-    The check lives here once, so a policy's validate function does not
-    repeat it: it only ever sees the types its ``applies_to`` names."""
+def _type_filter(applies_to: AppliesTo) -> Optional[tuple[Callable[[str], bool], str]]:
+    """(predicate on the type token, not-applicable reason) for ``applies_to``; None judges every type."""
     if applies_to is None:
-        return validate
+        return None
     if isinstance(applies_to, str):
         raise TypeError("applies_to takes a collection of type tokens or a predicate, not a single string")
     if callable(applies_to):
-        judged: Callable[[str], bool] = applies_to
-        reason = "judges only the resource types its predicate accepts"
-    else:
-        types = frozenset(applies_to)
-        if not types:
-            raise ValueError("applies_to is an empty collection; the policy would judge nothing")
-        judged = types.__contains__
-        reason = f"judges only {', '.join(sorted(types))}"
+        return applies_to, "judges only the resource types its predicate accepts"
+    types = frozenset(applies_to)
+    if not types:
+        raise ValueError("applies_to is an empty collection; the policy would judge nothing")
+    return types.__contains__, f"judges only {', '.join(sorted(types))}"
+
+
+def _only_for(type_filter: Optional[tuple[Callable[[str], bool], str]],
+              validate: Callable[[Any, ReportViolation], None]) -> Callable[[Any, ReportViolation], None]:
+    """``validate`` preceded by the type check: another type gets ``args.not_applicable(...)``.
+
+    The check lives here once, so a policy's validate function does not
+    repeat it: it only ever sees the types its ``applies_to`` names. (The
+    pack's servicer makes the same check before it builds the arguments,
+    see ``_servicer``; this one keeps the policy right under any servicer.)"""
+    if type_filter is None:
+        return validate
+    judged, reason = type_filter
 
     def typed(args: Any, report_violation: ReportViolation) -> None:
         if not judged(args.resource_type):
@@ -163,16 +171,20 @@ def resource_policy(*, name: str, description: str, controls: Sequence[str], sev
     A bad config value still becomes a violation naming the key (:func:`_guard_config`).
     """
     _check_metadata(name, description)
-    return ResourceValidationPolicy(
+    type_filter = _type_filter(applies_to)
+    policy = ResourceValidationPolicy(
         name=name,
         description=description,
         enforcement_level=enforcement_level,
-        validate=_only_for(applies_to, _guard_config(validate)),
+        validate=_only_for(type_filter, _guard_config(validate)),
         severity=severity,
         framework=_framework(controls),
         remediation_steps=remediation,
         config_schema=PolicyConfigSchema(properties=dict(config)) if config else None,
     )
+    if type_filter is not None:
+        setattr(policy, APPLIES_TO_ATTR, type_filter)
+    return policy
 
 
 def stack_policy(*, name: str, description: str, controls: Sequence[str], severity: Severity,

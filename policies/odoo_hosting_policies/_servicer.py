@@ -1,0 +1,191 @@
+"""The pack's analyzer servicer: pulumi_policy's, with per-resource work done once.
+
+pulumi_policy's ``Analyze`` converts the resource's properties (protobuf to
+dict, deserialize, wrap in the unknown-checking proxy) and its provider's
+properties again for every policy, then calls the policy. With 35 policies
+that is 35 conversions per resource, for a policy that mostly answers "not
+applicable" after one look at the type. This servicer
+
+- converts the properties, options and provider once per resource, lazily,
+  and hands the same read-only values to every policy that judges it;
+- answers "not applicable" for a policy built with ``applies_to`` whose types
+  exclude the resource, without calling it (the reason is the one the policy
+  itself would give, see ``_meta._only_for``);
+- converts every resource once per ``AnalyzeStack``, not once per stack policy.
+
+Everything else (enforcement levels, config, diagnostics, their order, the
+unknown-value advisory) is the library's own code path; the responses are
+identical (``tests/policy/test_servicer.py`` compares them on real stacks).
+``install()`` makes ``PolicyPack(...)`` serve with this class.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from inspect import isawaitable
+from typing import Any, Callable, Dict, List, Optional
+
+from pulumi.runtime.proto import analyzer_pb2 as proto
+from pulumi_policy import policy as _lib
+from pulumi_policy.deserialize import deserialize_properties
+from pulumi_policy.policy import (
+    EnforcementLevel,
+    PolicyProviderResource,
+    PolicyResource,
+    ResourceValidationArgs,
+    ResourceValidationPolicy,
+    StackValidationArgs,
+    StackValidationPolicy,
+)
+from pulumi_policy.proxy import unknown_checking_proxy
+
+APPLIES_TO_ATTR = "_odoo_hosting_applies_to"
+"""Set by ``_meta.resource_policy``: (predicate on the type token, not-applicable reason)."""
+
+
+def _plain(value) -> Any:
+    """A protobuf Value as plain Python, as ``json_format.MessageToDict`` gives it, several times faster."""
+    kind = value.WhichOneof("kind")
+    if kind == "string_value":
+        return value.string_value
+    if kind == "struct_value":
+        return {k: _plain(v) for k, v in value.struct_value.fields.items()}
+    if kind == "list_value":
+        return [_plain(v) for v in value.list_value.values]
+    if kind == "number_value":
+        return value.number_value
+    if kind == "bool_value":
+        return value.bool_value
+    return None
+
+
+def _props(struct) -> Any:
+    return unknown_checking_proxy(deserialize_properties({k: _plain(v) for k, v in struct.fields.items()}))
+
+
+class _Lazy:
+    """A value computed on first use, then kept."""
+
+    __slots__ = ("_make", "_value", "_done")
+
+    def __init__(self, make: Callable[[], Any]) -> None:
+        self._make, self._value, self._done = make, None, False
+
+    def get(self) -> Any:
+        if not self._done:
+            self._value, self._done = self._make(), True
+        return self._value
+
+
+class FastAnalyzerServicer(_lib._PolicyAnalyzerServicer):
+    """pulumi_policy's servicer with the per-resource conversions shared (see the module doc)."""
+
+    def _pack_name_version(self) -> tuple[str, str]:
+        return (self._PolicyAnalyzerServicer__policy_pack_name,  # type: ignore[attr-defined]
+                self._PolicyAnalyzerServicer__policy_pack_version)  # type: ignore[attr-defined]
+
+    def _unknown_diagnostic(self, policy, error) -> proto.AnalyzeDiagnostic:
+        name, version = self._pack_name_version()
+        return proto.AnalyzeDiagnostic(  # type: ignore[call-arg]
+            policyName=policy.name,
+            policyPackName=name,
+            policyPackVersion=version,
+            message=(f"can't run policy '{policy.name}' from policy pack "
+                     f"'{name}@v{version}' during preview: {error.message}"),
+            urn="",
+            description=policy.description,
+            enforcementLevel=self._map_enforcement_level(EnforcementLevel.ADVISORY),
+        )
+
+    def _run(self, policy, args, report_violation, response) -> None:
+        try:
+            result = policy.validate(args, report_violation)
+            if isawaitable(result):
+                loop = asyncio.new_event_loop()
+                loop.run_until_complete(asyncio.Task(result, loop=loop))
+                loop.close()
+        except _lib.UnknownValueError as e:
+            response.diagnostics.append(self._unknown_diagnostic(policy, e))
+        except _lib._NotApplicableError as e:
+            response.not_applicable.append(proto.PolicyNotApplicable(policy_name=policy.name, reason=e.reason or ""))
+
+    def _get_provider_resource(self, request) -> Optional[PolicyProviderResource]:
+        if not request.HasField("provider"):
+            return None
+        prov = request.provider
+        return PolicyProviderResource(prov.type, _props(prov.properties), prov.urn, prov.name)
+
+    def Analyze(self, request, _context):  # noqa: N802 - gRPC method name
+        self._configure_runtime_settings()
+        response = proto.AnalyzeResponse()
+        props = _Lazy(lambda: _props(request.properties))
+        opts = _Lazy(lambda: self._get_resource_options(request))
+        provider = _Lazy(lambda: self._get_provider_resource(request))
+        stack_tags = self._PolicyAnalyzerServicer__stack_tags  # type: ignore[attr-defined]
+
+        for policy in self._PolicyAnalyzerServicer__policies:  # type: ignore[attr-defined]
+            enforcement_level = self._get_enforcement_level(policy)
+            if enforcement_level == EnforcementLevel.DISABLED or not isinstance(policy, ResourceValidationPolicy):
+                continue
+            if not policy.has_validation():
+                response.not_applicable.append(proto.PolicyNotApplicable(
+                    policy_name=policy.name, reason="Policy does not implement validate"))
+                continue
+            applies_to = getattr(policy, APPLIES_TO_ATTR, None)
+            if applies_to is not None and not applies_to[0](request.type):
+                response.not_applicable.append(proto.PolicyNotApplicable(
+                    policy_name=policy.name, reason=applies_to[1]))
+                continue
+            if enforcement_level == EnforcementLevel.REMEDIATE:
+                enforcement_level = EnforcementLevel.MANDATORY
+            report_violation = self._create_report_violation(
+                response, policy.name, policy.description, enforcement_level, policy.severity)
+            args = ResourceValidationArgs(request.type, props.get(), request.urn, request.name, opts.get(),
+                                          provider.get(), self._get_policy_config(policy.name), stack_tags)
+            self._run(policy, args, report_violation, response)
+        return response
+
+    def _stack_resources(self, request) -> List[PolicyResource]:
+        """Every resource of the request, linked to its parent and dependencies (as the library does)."""
+        resources: List[PolicyResource] = []
+        links = []
+        by_urn: Dict[str, PolicyResource] = {}
+        for r in request.resources:
+            resource = PolicyResource(r.type, _props(r.properties), r.urn, r.name, self._get_resource_options(r),
+                                      self._get_provider_resource(r), None, [], {})
+            resources.append(resource)
+            by_urn[r.urn] = resource
+            links.append((resource, r.parent, list(r.dependencies),
+                          {k: list(v.urns) for k, v in r.propertyDependencies.items()}))
+        for resource, parent, dependencies, property_dependencies in links:
+            if parent is not None and parent in by_urn:
+                resource.parent = by_urn[parent]
+            resource.dependencies.extend(by_urn[d] for d in dependencies if d in by_urn)
+            for key, urns in property_dependencies.items():
+                resource.property_dependencies[key] = [by_urn[d] for d in urns if d in by_urn]
+        return resources
+
+    def AnalyzeStack(self, request, _context):  # noqa: N802 - gRPC method name
+        self._configure_runtime_settings()
+        response = proto.AnalyzeResponse()
+        resources: Optional[List[PolicyResource]] = None
+        stack_tags = self._PolicyAnalyzerServicer__stack_tags  # type: ignore[attr-defined]
+        for policy in self._PolicyAnalyzerServicer__policies:  # type: ignore[attr-defined]
+            enforcement_level = self._get_enforcement_level(policy)
+            if enforcement_level == EnforcementLevel.DISABLED or not isinstance(policy, StackValidationPolicy):
+                continue
+            if enforcement_level == EnforcementLevel.REMEDIATE:
+                enforcement_level = EnforcementLevel.MANDATORY
+            report_violation = self._create_report_violation(
+                response, policy.name, policy.description, enforcement_level, policy.severity)
+            if resources is None:
+                resources = self._stack_resources(request)
+            # A fresh list per policy, as the library gives; the resources are shared.
+            args = StackValidationArgs(list(resources), self._get_policy_config(policy.name), stack_tags)
+            self._run(policy, args, report_violation, response)
+        return response
+
+
+def install() -> None:
+    """Make ``pulumi_policy.PolicyPack`` serve with :class:`FastAnalyzerServicer` (call before ``PolicyPack``)."""
+    _lib._PolicyAnalyzerServicer = FastAnalyzerServicer
