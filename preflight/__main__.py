@@ -14,14 +14,16 @@ import tempfile
 import time
 import traceback
 
-import grpc
 from concurrent.futures import ThreadPoolExecutor
+
+import grpc
 
 from . import PreflightError
 from .analyzer import PolicyPackProcess, parse_policy_config
 from .compliance import write_report
-from .engine import run_stack
-from .project import discover_stacks, load_stack
+from .engine import program_bytecode_cache
+from .project import discover_stacks
+from .runner import Runner
 from .report import StackResult, dump, exit_code, policies_json, resources_json, verdict_json, write_text
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -46,9 +48,22 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--report", metavar="PATH",
                    help="write a Markdown compliance report (control -> status -> policies and resources)")
     p.add_argument("--list-policies", action="store_true", help="list the pack's policies as JSON and exit")
+    p.add_argument("-j", "--jobs", type=_jobs, metavar="N",
+                   help="programs run at once, each stack in a worker process "
+                        "(default: the number of CPUs; 1 runs them one by one in this process)")
     p.add_argument("--debug", action="store_true", help="show program output and tracebacks")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
     return p
+
+
+def _jobs(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    return value
 
 
 def _load_policy_config(path: str):
@@ -83,24 +98,23 @@ def _display(program: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     # Program modules are imported afresh for every stack (as one process per
-    # `pulumi up` would); writing their bytecode to a private cache compiles
-    # each module once per run instead of once per stack, also where the
+    # `pulumi up` would); their bytecode goes to a private cache, so each is
+    # compiled once per run instead of once per stack, also where the
     # environment disables bytecode files (PYTHONDONTWRITEBYTECODE).
-    saved = (sys.pycache_prefix, sys.dont_write_bytecode)
     with tempfile.TemporaryDirectory(prefix="preflight-pycache-") as bytecode_dir:
-        sys.pycache_prefix, sys.dont_write_bytecode = bytecode_dir, False
-        try:
+        with program_bytecode_cache(bytecode_dir):
             return _main(args)
-        finally:
-            sys.pycache_prefix, sys.dont_write_bytecode = saved
 
 
 def _main(args: argparse.Namespace) -> int:
     stdout_json = "-" in (args.json, args.resources)
     pack = None
+    runner = None
     try:
         overrides_data = _load_policy_config(args.policy_config) if args.policy_config else None
         plan = [] if args.list_policies else _plan(args)
+        # Workers first: they must be forked before the pack's gRPC starts.
+        runner = Runner(plan, args.jobs or os.cpu_count() or 1)
         pack = PolicyPackProcess(args.policy_pack)
         with pack:
             if args.list_policies:
@@ -116,8 +130,9 @@ def _main(args: argparse.Namespace) -> int:
                 pack.configure(parse_policy_config(overrides_data, pack.policies, args.policy_config))
                 state["configured"] = True
 
-            def analyze(cfg, resources) -> list:
+            def analyze(cfg, resources):
                 # Connect lazily: the pack boots while the first program runs.
+                started = time.perf_counter()
                 pack.connect()
                 if not state["configured"]:
                     overrides = (
@@ -127,14 +142,15 @@ def _main(args: argparse.Namespace) -> int:
                     pack.configure(overrides)
                     state["configured"] = True
                 pack.configure_stack(cfg.project, cfg.stack, cfg.config, cfg.secret_keys)
-                return pack.analyze_stack(resources)
+                return pack.analyze_stack(resources), (time.perf_counter() - started) * 1000
 
-            def finish(index, result, started, future) -> None:
+            def finish(index, result, run_ms, future) -> None:
+                result.elapsed_ms = run_ms
                 if future is not None:
-                    analysis_result = future.result()
+                    analysis_result, analysis_ms = future.result()
                     result.violations = analysis_result.violations
                     result.judged = analysis_result.judged
-                result.elapsed_ms = (time.perf_counter() - started) * 1000
+                    result.elapsed_ms += analysis_ms
                 if not args.quiet:
                     status = "ERROR" if result.error else (
                         f"{len(result.resources)} resources, {len(result.violations)} violations"
@@ -143,20 +159,16 @@ def _main(args: argparse.Namespace) -> int:
                         f"[{index}/{len(plan)}] {result.stack} ... {status} ({result.elapsed_ms:.0f} ms)\n"
                     )
 
-            # One-deep pipeline: the pack analyzes stack N (in its own process,
-            # on the other core) while this process runs the program of stack N+1.
+            # One-deep pipeline: the pack analyzes stack N (in its own process)
+            # while the program of stack N+1 runs (here, or in a worker).
             with ThreadPoolExecutor(max_workers=1) as analysis:
                 previous = None
-                for index, (program, stack) in enumerate(plan, 1):
-                    started = time.perf_counter()
+                for index, program, stack, (cfg, run, error) in runner.results():
                     result = StackResult(program=_display(program), stack=stack)
                     results.append(result)
                     future = None
-                    try:
-                        cfg = load_stack(program, stack)
-                        run = run_stack(cfg)
-                    except PreflightError as e:
-                        result.error = f"stack {stack}: {e}"
+                    if run is None:
+                        result.error = error
                     else:
                         result.resources = run.resources
                         if args.debug and run.output:
@@ -169,7 +181,7 @@ def _main(args: argparse.Namespace) -> int:
                         finish(*previous)
                     if result.error is None:
                         future = analysis.submit(analyze, cfg, run.resources)
-                    previous = (index, result, started, future)
+                    previous = (index + 1, result, run.elapsed_ms if run else 0.0, future)
                 if previous is not None:
                     finish(*previous)
             configured = state["configured"]
@@ -198,6 +210,9 @@ def _main(args: argparse.Namespace) -> int:
         if args.debug:
             traceback.print_exc()
         return 2
+    finally:
+        if runner is not None:
+            runner.close()
 
     if args.json:
         dump(verdict_json(results), args.json)

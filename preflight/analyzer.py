@@ -388,41 +388,58 @@ class PolicyPackProcess:
             type=provider.type, properties=_struct(provider.inputs), urn=provider.urn, name=provider.name
         )
 
-    def analyze_stack(self, resources: list[ResourceRecord]) -> "Analysis":
-        """Analyze every resource, then the stack as a whole, as a preview does."""
-        assert self.stub is not None
+    def requests(self, resources: list[ResourceRecord]
+                 ) -> tuple[list[analyzer_pb2.AnalyzeRequest], analyzer_pb2.AnalyzeStackRequest]:
+        """What a preview sends the pack: one AnalyzeRequest per resource, then the whole stack."""
         by_urn = {r.urn: r for r in resources}
-        violations: list[Violation] = []
-        # policy -> URNs it judged: every analyzed resource the policy did
-        # not declare itself not applicable to ("" stands for the stack).
-        judged: dict[str, list[str]] = {p.name: [] for p in self.policies}
+        providers: dict[str, Any] = {}
+        per_resource = []
         stack_resources = []
         for record in resources:
             props = _struct(record.inputs)
             opts = self._options(record)
-            provider = self._provider(record, by_urn)
+            if record.provider_urn not in providers:
+                providers[record.provider_urn] = self._provider(record, by_urn)
+            provider = providers[record.provider_urn]
             request = analyzer_pb2.AnalyzeRequest(
                 type=record.type, properties=props, urn=record.urn, name=record.name, options=opts
             )
-            if provider is not None:
-                request.provider.CopyFrom(provider)
-            response = self.stub.Analyze(request)
-            violations.extend(self._violations(response, record.urn))
-            skipped = {n.policy_name for n in response.not_applicable}
-            for policy in self.policies:
-                if policy.kind == "resource" and policy.name not in skipped:
-                    judged[policy.name].append(record.urn)
-
             item = analyzer_pb2.AnalyzerResource(
                 type=record.type, properties=props, urn=record.urn, name=record.name, options=opts,
                 parent=record.parent, dependencies=record.dependencies,
             )
             if provider is not None:
+                request.provider.CopyFrom(provider)
                 item.provider.CopyFrom(provider)
             for key, urns in record.property_dependencies.items():
                 item.propertyDependencies[key].urns.extend(urns)
+            per_resource.append(request)
             stack_resources.append(item)
-        response = self.stub.AnalyzeStack(analyzer_pb2.AnalyzeStackRequest(resources=stack_resources))
+        return per_resource, analyzer_pb2.AnalyzeStackRequest(resources=stack_resources)
+
+    def analyze_stack(self, resources: list[ResourceRecord]) -> "Analysis":
+        """Analyze every resource, then the stack as a whole, as a preview does.
+
+        The per-resource calls are pipelined (sent without waiting for the
+        previous answer), so the pack works while this process reads the
+        answers, in resource order."""
+        assert self.stub is not None
+        per_resource, whole_stack = self.requests(resources)
+        pending = [self.stub.Analyze.future(request) for request in per_resource]
+        violations: list[Violation] = []
+        # policy -> URNs it judged: every analyzed resource the policy did
+        # not declare itself not applicable to ("" stands for the stack).
+        judged: dict[str, list[str]] = {p.name: [] for p in self.policies}
+        resource_policies = [p.name for p in self.policies if p.kind == "resource"]
+        for record, future in zip(resources, pending):
+            response = future.result()
+            violations.extend(self._violations(response, record.urn))
+            skipped = {n.policy_name for n in response.not_applicable}
+            for name in resource_policies:
+                if name not in skipped:
+                    judged[name].append(record.urn)
+        # As the engine does: the stack is analyzed after every resource.
+        response = self.stub.AnalyzeStack(whole_stack)
         violations.extend(self._violations(response, ""))
         skipped = {n.policy_name for n in response.not_applicable}
         for policy in self.policies:

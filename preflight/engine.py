@@ -12,7 +12,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import functools
 import hashlib
+import importlib.machinery
 import io
 import json
 import os
@@ -26,16 +28,16 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from google.protobuf import json_format
+from google.protobuf import json_format, struct_pb2
 
 import pulumi
-from pulumi.runtime import resource as pulumi_resource_runtime, rpc, settings as pulumi_settings
+from pulumi import output as pulumi_output
+from pulumi.runtime import resource as pulumi_resource_runtime, rpc as pulumi_rpc, settings as pulumi_settings
 from pulumi.runtime.config import set_all_config
 from pulumi.runtime.mocks import MockCallArgs, MockMonitor, Mocks
 from pulumi.runtime.proto import resource_pb2, source_pb2
 from pulumi.runtime import stack as pulumi_stack
 from pulumi.runtime.stack import run_in_stack
-from pulumi.runtime.sync_await import _ensure_event_loop, _sync_await
 
 from . import SECRET_PLACEHOLDER
 from .project import StackConfig
@@ -97,6 +99,26 @@ def _normalize_numbers(value: Any) -> Any:
     return value
 
 
+def struct_to_dict(struct: struct_pb2.Struct) -> dict:
+    """A protobuf Struct as plain Python (what ``json_format.MessageToDict`` gives, a few times faster)."""
+    return {key: _value_to_python(value) for key, value in struct.fields.items()}
+
+
+def _value_to_python(value: struct_pb2.Value) -> Any:
+    kind = value.WhichOneof("kind")
+    if kind == "string_value":
+        return value.string_value
+    if kind == "struct_value":
+        return {k: _value_to_python(v) for k, v in value.struct_value.fields.items()}
+    if kind == "list_value":
+        return [_value_to_python(v) for v in value.list_value.values]
+    if kind == "number_value":
+        return value.number_value
+    if kind == "bool_value":
+        return value.bool_value
+    return None
+
+
 def _downgrade_refs(value: Any) -> Any:
     """Replace resource references by their id (custom) or URN (component).
 
@@ -146,10 +168,6 @@ def _parse_duration(text: str) -> float:
 
 def _digest(*parts: str) -> str:
     return hashlib.sha256("\x00".join(parts).encode()).hexdigest()
-
-
-def _secret(value: Any) -> dict:
-    return rpc.wrap_rpc_secret(value)
 
 
 def _placeholder(urn: str, prop: str, length: int = 0) -> str:
@@ -369,8 +387,8 @@ class RecordingMonitor(MockMonitor):
             )
             return resource_pb2.RegisterResourceResponse(urn=urn)
 
-        _ensure_event_loop()
-        raw = _downgrade_refs(json_format.MessageToDict(request.object))
+        wire = struct_to_dict(request.object)
+        raw = _downgrade_refs(wire)
         record = ResourceRecord(
             type=request.type,
             name=request.name,
@@ -380,8 +398,10 @@ class RecordingMonitor(MockMonitor):
             id="",
             inputs=raw,
             options=_options_dict(request),
-            dependencies=list(request.dependencies),
-            property_dependencies={k: list(v.urns) for k, v in request.propertyDependencies.items()},
+            # The SDK sends dependencies in the order of a set of objects
+            # (memory addresses); sorted, the same program records the same.
+            dependencies=sorted(request.dependencies),
+            property_dependencies={k: sorted(v.urns) for k, v in sorted(request.propertyDependencies.items())},
         )
 
         if not request.custom:
@@ -414,20 +434,27 @@ class RecordingMonitor(MockMonitor):
             else request.provider
         )
 
-        # What the program gets back: its inputs echoed, plus computed values.
-        state = rpc.deserialize_properties(request.object)
+        # What the program gets back: its inputs echoed (wire form, as the
+        # engine echoes them), plus computed values. Built on the Struct
+        # itself: a deserialize/serialize round trip through the SDK costs
+        # more than the rest of the registration.
+        obj = struct_pb2.Struct()
+        obj.CopyFrom(request.object)
         for key, value in outputs.items():
-            state.setdefault(key, value)
-        state.setdefault("id", record.id)
+            if key not in wire:
+                obj[key] = wire[key] = value
+        if "id" not in wire:
+            obj["id"] = wire["id"] = record.id
         for key in request.additionalSecretOutputs:
             # The engine marks these secret; ones the mock cannot know get a placeholder.
-            value = state.get(key)
+            value = wire.get(key)
+            if isinstance(value, dict) and value.get(SIG_KEY) == SECRET_SIG:
+                continue
             if value is None:
                 length = raw.get("length")
                 value = _placeholder(urn, key, int(length) if isinstance(length, (int, float)) else 0)
-            state[key] = value if rpc.is_rpc_secret(value) else _secret(value)
-        obj = _sync_await(rpc.serialize_properties(state, {}))
-
+            obj[key] = wire[key] = {SIG_KEY: SECRET_SIG, "value": value}
+        state = wire
         self._add(record)
         self.resources[urn] = MockMonitor.ResourceRegistration(urn, record.id, state)
         return resource_pb2.RegisterResourceResponse(urn=urn, id=record.id, object=obj)
@@ -459,7 +486,7 @@ def _options_dict(request) -> dict:
         "deleteBeforeReplace": bool(request.deleteBeforeReplace),
         "deleteBeforeReplaceDefined": bool(request.deleteBeforeReplaceDefined),
         "retainOnDelete": bool(request.retainOnDelete),
-        "dependencies": list(request.dependencies),
+        "dependencies": sorted(request.dependencies),
         "additionalSecretOutputs": list(request.additionalSecretOutputs),
         "aliases": aliases,
         "customTimeouts": timeouts,
@@ -489,6 +516,82 @@ class _CapturingEngine:
 
 
 _PROTECTED_ROOTS = (os.path.dirname(os.path.abspath(__file__)),)
+
+
+class _CachedSourceLoader(importlib.machinery.SourceFileLoader):
+    """A program module's loader that keeps its bytecode in preflight's own cache directory.
+
+    Only program modules go there: installed packages keep using the
+    ``__pycache__`` their installer wrote (a global ``sys.pycache_prefix``
+    would ignore those and recompile every package the program imports)."""
+
+    cache_dir: Optional[str] = None
+
+    def get_code(self, fullname):
+        if self.cache_dir is None:
+            return super().get_code(fullname)
+        saved = sys.pycache_prefix, sys.dont_write_bytecode
+        sys.pycache_prefix, sys.dont_write_bytecode = self.cache_dir, False
+        try:
+            return super().get_code(fullname)
+        finally:
+            sys.pycache_prefix, sys.dont_write_bytecode = saved
+
+
+_PROGRAM_ROOTS: set[str] = set()
+
+
+def _in_program(path: str) -> bool:
+    path = os.path.abspath(path)
+    if "site-packages" in path or any(path == p or path.startswith(p + os.sep) for p in _PROTECTED_ROOTS):
+        return False
+    return any(path == root or path.startswith(root + os.sep) for root in _PROGRAM_ROOTS)
+
+
+def _program_path_hook(path: str):
+    # Directories only: runpy asks the path hooks about the entry file too.
+    if not _in_program(path) or not os.path.isdir(path):
+        raise ImportError("not a program directory")
+    loaders = [(_CachedSourceLoader if loader is importlib.machinery.SourceFileLoader else loader, suffixes)
+               for loader, suffixes in _SUPPORTED_LOADERS]
+    return importlib.machinery.FileFinder(path, *loaders)
+
+
+_SUPPORTED_LOADERS = [
+    (importlib.machinery.ExtensionFileLoader, importlib.machinery.EXTENSION_SUFFIXES),
+    (importlib.machinery.SourceFileLoader, importlib.machinery.SOURCE_SUFFIXES),
+    (importlib.machinery.SourcelessFileLoader, importlib.machinery.BYTECODE_SUFFIXES),
+]
+
+
+def _add_program_root(program_dir: str) -> None:
+    root = os.path.abspath(program_dir)
+    if root in _PROGRAM_ROOTS:
+        return
+    _PROGRAM_ROOTS.add(root)
+    # Finders made before the root was known would keep the default loader.
+    for path in list(sys.path_importer_cache):
+        if _in_program(path):
+            del sys.path_importer_cache[path]
+
+
+@contextlib.contextmanager
+def program_bytecode_cache(cache_dir: str):
+    """While active, program modules' bytecode is written to and read from ``cache_dir``."""
+    sys.path_hooks.insert(0, _program_path_hook)
+    _CachedSourceLoader.cache_dir = cache_dir
+    for path in list(sys.path_importer_cache):
+        if _in_program(path):
+            del sys.path_importer_cache[path]
+    try:
+        yield
+    finally:
+        _CachedSourceLoader.cache_dir = None
+        with contextlib.suppress(ValueError):
+            sys.path_hooks.remove(_program_path_hook)
+        for path in list(sys.path_importer_cache):
+            if _in_program(path):
+                del sys.path_importer_cache[path]
 
 
 def _purge_program_modules(program_dir: str) -> None:
@@ -567,10 +670,45 @@ async def _wait_for_rpcs(await_all_outstanding_tasks: bool = True) -> None:
             break
 
 
+def _resolve_output(resource, data: asyncio.Future, value: Any, is_known: bool, is_secret: bool,
+                    deps: Optional[set], failed: Optional[Exception]) -> None:
+    if failed is not None:
+        data.set_exception(failed)
+        return
+    resources = set(deps) if deps else set()
+    resources.add(resource)
+    data.set_result(pulumi_output._OutputData(resources=resources, value=value, is_known=is_known,
+                                              is_secret=is_secret))
+
+
+def _transfer_properties(res, props, custom: bool) -> dict:
+    """The SDK's transfer_properties with the same contract, one future per output.
+
+    For every output property of a resource (dozens for an AWS bucket) the
+    SDK makes four futures and a task that gathers them into the Output's
+    data; that is a sixth of a stack's run. Here the Output's data is one
+    future that the resolver completes with the same _OutputData (or the
+    same exception), which is what awaiting the task would have produced.
+    """
+    resolvers = {}
+    loop = asyncio.get_event_loop()
+    for name in props:
+        if name == "urn" or (name == "id" and custom):
+            continue  # handled by the SDK itself
+        data = loop.create_future()
+        output = pulumi.Output.__new__(pulumi.Output)
+        output._data = data
+        output._track()
+        resolvers[name] = functools.partial(_resolve_output, res, data)
+        res.__dict__[name] = output
+    return resolvers
+
+
 def run_stack(cfg: StackConfig) -> StackRun:
     """Run one stack of a program under mocks with fresh runtime state."""
     pulumi_resource_runtime._get_stack_trace = _no_stack_trace
     pulumi_stack.wait_for_rpcs = _wait_for_rpcs
+    pulumi_rpc.transfer_properties = _transfer_properties
     start = time.perf_counter()
     monitor = RecordingMonitor(cfg)
     captured = io.StringIO()
@@ -610,6 +748,7 @@ def run_stack(cfg: StackConfig) -> StackRun:
 
     old_cwd = os.getcwd()
     old_path0 = sys.path[0] if sys.path else None
+    _add_program_root(cfg.program_dir)
     _purge_program_modules(cfg.program_dir)
     try:
         # As the language host does: cwd is the project directory, and the

@@ -249,6 +249,43 @@ def test_bad_arguments_exit_2():
     assert proc.returncode == 2 and "no Pulumi.yaml" in proc.stderr
 
 
+def test_bad_jobs_exit_2_naming_the_option():
+    for value in ("0", "-1", "two"):
+        proc = preflight("--program", MAIN, "--stack", "clean", "--jobs", value)
+        assert proc.returncode == 2 and "--jobs" in proc.stderr and value in proc.stderr
+
+
+def test_worker_processes_give_the_same_verdict_and_resources_as_one_process(fleet, tmp_path):
+    _, parallel_verdict, parallel_resources = fleet  # default: one worker per CPU
+    verdict, resources = tmp_path / "verdict.json", tmp_path / "resources.json"
+    preflight("--program", MAIN, "--program", OTHER, "--stack", "clean", "--stack", "open-ssh", "--stack", "calm",
+              "--json", str(verdict), "--resources", str(resources), "--jobs", "1")
+    assert json.loads(verdict.read_text()) == parallel_verdict
+    assert json.loads(resources.read_text()) == parallel_resources
+    # And with more workers than stacks (three workers for five planned stacks here, two of them errors).
+    preflight("--program", MAIN, "--program", OTHER, "--stack", "clean", "--stack", "open-ssh", "--stack", "calm",
+              "--json", str(verdict), "--jobs", "3")
+    assert json.loads(verdict.read_text()) == parallel_verdict
+
+
+def test_a_program_that_kills_its_process_fails_only_its_own_stack(tmp_path):
+    (tmp_path / "Pulumi.yaml").write_text("name: exits\nruntime: python\n")
+    (tmp_path / "__main__.py").write_text(
+        "import os\nimport pulumi\n"
+        "if pulumi.get_stack() == 'dies':\n    os._exit(7)\n"
+        "pulumi.export('ok', True)\n")
+    for stack in ("before", "dies", "after"):
+        (tmp_path / f"Pulumi.{stack}.yaml").write_text("config: {}\n")
+    proc = subprocess.run(
+        [sys.executable, "-m", "preflight", "--policy-pack", PACK, "--quiet", "--json", "-", "--program", str(tmp_path),
+         "--stack", "before", "--stack", "dies", "--stack", "after", "--jobs", "2"],
+        cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    stacks = {s["stack"]: s for s in json.loads(proc.stdout)["stacks"]}
+    assert stacks["before"]["error"] is None and stacks["after"]["error"] is None
+    assert "exited with code 7" in stacks["dies"]["error"]
+
+
 @pytest.mark.parametrize(
     "config, expected",
     [({"no-such-policy": "advisory"}, "no-such-policy"), ({"random-password-min-length": "strict"}, "strict")],

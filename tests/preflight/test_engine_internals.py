@@ -1,0 +1,109 @@
+"""The pieces of the engine that replace slower SDK or protobuf code keep their contracts."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import os
+import sys
+from pathlib import Path
+
+import pytest
+from google.protobuf import json_format, struct_pb2
+
+import pulumi.runtime.rpc
+from pulumi.runtime import settings as pulumi_settings
+from preflight import engine
+from preflight.project import load_stack
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _sdk_transfer_properties():
+    """The SDK's own transfer_properties, from a fresh copy of its module (run_stack swaps the installed one)."""
+    path = pulumi.runtime.rpc.__file__
+    spec = importlib.util.spec_from_file_location("pulumi.runtime._rpc_as_shipped", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.transfer_properties
+
+
+def test_struct_to_dict_matches_message_to_dict():
+    struct = struct_pb2.Struct()
+    struct.update({
+        "s": "text", "n": 3, "f": 2.5, "t": True, "false": False, "none": None, "empty": {}, "list": [],
+        "nested": {"a": [1, "two", {"b": None, "c": [True, 0.1]}], "secret": {"4dabf18193072939515e22adb298388d": "x"}},
+    })
+    assert engine.struct_to_dict(struct) == json_format.MessageToDict(struct)
+
+
+class _Resource:
+    """Enough of a resource for transfer_properties: it stores Outputs in ``__dict__``."""
+
+
+async def _data(output):
+    data = await output._data
+    return data.value, data.is_known, data.is_secret, data.resources
+
+
+@pytest.mark.parametrize("custom", [True, False])
+def test_transfer_properties_resolves_outputs_as_the_sdk_does(custom):
+    sdk = _sdk_transfer_properties()
+    assert sdk is not engine._transfer_properties
+    props = {"urn": None, "id": None, "name": None, "ipv4Address": None, "labels": None, "broken": None,
+             "unknown": None}
+    failure = RuntimeError("registration failed")
+
+    async def scenario(transfer):
+        pulumi_settings.SETTINGS.outputs.clear()
+        resource, dependency = _Resource(), _Resource()
+        resolvers = transfer(resource, props, custom)
+        outputs = {name: resource.__dict__[name] for name in resolvers}
+        tracked_before = all(o._data in pulumi_settings.SETTINGS.outputs for o in outputs.values())
+        resolvers["name"]("web-1", True, False, {dependency}, None)
+        resolvers["ipv4Address"]("203.0.113.7", True, True, None, None)
+        resolvers["labels"]({"client": "acme"}, True, False, set(), None)
+        resolvers["unknown"](None, False, False, None, None)
+        resolvers["broken"](None, False, False, None, failure)
+        if "id" in resolvers:  # a component's "id" is an ordinary output
+            resolvers["id"]("component-id", True, False, None, None)
+        results = {}
+        for name, output in outputs.items():
+            try:
+                value, known, secret, deps = await _data(output)
+                deps = {"self" if d is resource else "dependency" for d in deps}
+                results[name] = (value, known, secret, sorted(deps))
+            except RuntimeError as e:
+                results[name] = ("raised", str(e))
+        for _ in range(3):  # let the done-callbacks (untracking) run
+            await asyncio.sleep(0)
+        still_tracked = sorted(n for n, o in outputs.items() if o._data in pulumi_settings.SETTINGS.outputs)
+        return sorted(resolvers), tracked_before, results, still_tracked
+
+    def run(transfer):
+        loop = asyncio.new_event_loop()
+        try:
+            return loop.run_until_complete(scenario(transfer))
+        finally:
+            loop.close()
+
+    expected = run(sdk)
+    assert run(engine._transfer_properties) == expected
+    names, tracked_before, results, still_tracked = expected
+    assert "urn" not in names and ("id" in names) is (not custom) and tracked_before
+    assert results["name"] == ("web-1", True, False, ["dependency", "self"])
+    assert results["unknown"][1] is False and results["broken"] == ("raised", "registration failed")
+    assert still_tracked == ["broken"]  # a failed output stays for wait_for_rpcs to report
+
+
+def test_bytecode_cache_holds_program_modules_only(tmp_path):
+    cache = tmp_path / "pycache"
+    with engine.program_bytecode_cache(str(cache)):
+        run = engine.run_stack(load_stack(str(ROOT), "example-public"))
+    assert run.error is None
+    cached = [p for p in cache.rglob("*.pyc")]
+    program_root = str(cache) + str(ROOT)
+    assert any(str(p).startswith(os.path.join(program_root, "components")) for p in cached)
+    # Installed packages keep their own __pycache__ (a global prefix would recompile them all).
+    assert not [p for p in cached if "site-packages" in str(p) or not str(p).startswith(program_root)]
+    assert engine._program_path_hook not in sys.path_hooks
