@@ -25,6 +25,7 @@ import threading
 import time
 import traceback
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
@@ -594,14 +595,15 @@ def program_bytecode_cache(cache_dir: str):
                 del sys.path_importer_cache[path]
 
 
-def _purge_program_modules(program_dir: str) -> None:
-    """Forget modules loaded from a program dir so the next run imports them afresh.
+def _purge_program_modules(program_dir: str) -> dict:
+    """Forget modules loaded from a program dir so the next run imports them afresh; return them.
 
     A component module that reads config at import time would otherwise keep the
     previous stack's values. Installed packages (a `.venv` inside the program
     dir) and preflight itself are kept: they are stack-independent and slow to import.
     """
     root = os.path.abspath(program_dir) + os.sep
+    purged = {}
     for name, module in list(sys.modules.items()):
         path = getattr(module, "__file__", None)
         if not path:
@@ -611,7 +613,24 @@ def _purge_program_modules(program_dir: str) -> None:
             continue
         if any(path.startswith(p + os.sep) for p in _PROTECTED_ROOTS):
             continue
-        del sys.modules[name]
+        purged[name] = sys.modules.pop(name)
+    return purged
+
+
+@contextlib.contextmanager
+def _sdk_patches():
+    """The SDK replacements below, for the duration of one run (an in-process caller gets the SDK back)."""
+    targets = [(pulumi_resource_runtime, "_get_stack_trace", _no_stack_trace),
+               (pulumi_stack, "wait_for_rpcs", _wait_for_rpcs),
+               (pulumi_rpc, "transfer_properties", _transfer_properties)]
+    saved = [(module, name, getattr(module, name)) for module, name, _ in targets]
+    for module, name, replacement in targets:
+        setattr(module, name, replacement)
+    try:
+        yield
+    finally:
+        for module, name, original in saved:
+            setattr(module, name, original)
 
 
 def _describe_error(exc: BaseException) -> str:
@@ -704,11 +723,39 @@ def _transfer_properties(res, props, custom: bool) -> dict:
     return resolvers
 
 
+def _thread_loop_state() -> tuple:
+    """This thread's event loop as the policy holds it (loop, whether one was set), without creating one."""
+    local = getattr(asyncio.get_event_loop_policy(), "_local", None)
+    return getattr(local, "_loop", None), getattr(local, "_set_called", False)
+
+
+def _restore_thread_loop_state(state: tuple) -> None:
+    """Give the caller's thread back the loop it had: a test or tool that runs a stack
+    in-process and uses asyncio afterwards must not find "no current event loop"."""
+    loop, set_called = state
+    asyncio.set_event_loop(loop if loop is None or not loop.is_closed() else None)
+    local = getattr(asyncio.get_event_loop_policy(), "_local", None)
+    if local is not None and hasattr(local, "_set_called"):
+        local._set_called = set_called
+
+
+_EXECUTOR: Optional[tuple[int, ThreadPoolExecutor]] = None
+
+
+def _rpc_executor() -> ThreadPoolExecutor:
+    """The threads the SDK makes its monitor calls on, shared by the stacks this process runs.
+
+    A fresh event loop gets a fresh default executor, which starts its
+    threads again for every stack: about a tenth of a stack's run. Threads
+    do not survive fork, so a forked worker makes its own."""
+    global _EXECUTOR
+    if _EXECUTOR is None or _EXECUTOR[0] != os.getpid():
+        _EXECUTOR = (os.getpid(), ThreadPoolExecutor(max_workers=4, thread_name_prefix="preflight-rpc"))
+    return _EXECUTOR[1]
+
+
 def run_stack(cfg: StackConfig) -> StackRun:
     """Run one stack of a program under mocks with fresh runtime state."""
-    pulumi_resource_runtime._get_stack_trace = _no_stack_trace
-    pulumi_stack.wait_for_rpcs = _wait_for_rpcs
-    pulumi_rpc.transfer_properties = _transfer_properties
     start = time.perf_counter()
     monitor = RecordingMonitor(cfg)
     captured = io.StringIO()
@@ -717,6 +764,7 @@ def run_stack(cfg: StackConfig) -> StackRun:
 
     def run() -> None:
         # Fresh settings, config and root stack, as the language host does per run.
+        previous_loop = _thread_loop_state()
         pulumi_settings.ROOT.set(None)
         pulumi_settings.configure(
             pulumi_settings.Settings(
@@ -731,6 +779,7 @@ def run_stack(cfg: StackConfig) -> StackRun:
         )
         set_all_config(dict(cfg.config), list(cfg.secret_keys))
         loop = asyncio.new_event_loop()
+        loop.set_default_executor(_rpc_executor())
         asyncio.set_event_loop(loop)
         # Errors of stray tasks are reported through run_in_stack; keep the loop quiet.
         loop.set_exception_handler(lambda _loop, _ctx: None)
@@ -743,13 +792,19 @@ def run_stack(cfg: StackConfig) -> StackRun:
             if pending:
                 with contextlib.suppress(BaseException):
                     loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+            loop._default_executor = None  # shared with the next stack's loop: close must not shut it down
             loop.close()
-            asyncio.set_event_loop(None)
+            # Outputs of this run that never settled belong to the closed loop.
+            with pulumi_settings.SETTINGS.lock:
+                pulumi_settings.SETTINGS.outputs.clear()
+            _restore_thread_loop_state(previous_loop)
 
     old_cwd = os.getcwd()
     old_path0 = sys.path[0] if sys.path else None
     _add_program_root(cfg.program_dir)
-    _purge_program_modules(cfg.program_dir)
+    # The caller's own imports from the program dir (a test importing the
+    # program's components) are put back afterwards, untouched.
+    callers_modules = _purge_program_modules(cfg.program_dir)
     try:
         # As the language host does: cwd is the project directory, and the
         # entry point's directory comes first on the import path.
@@ -759,7 +814,7 @@ def run_stack(cfg: StackConfig) -> StackRun:
             sys.path[0] = entry_dir
         else:
             sys.path.append(entry_dir)
-        with contextlib.redirect_stdout(captured), contextlib.redirect_stderr(captured):
+        with contextlib.redirect_stdout(captured), contextlib.redirect_stderr(captured), _sdk_patches():
             contextvars.copy_context().run(run)
     except BaseException as exc:  # noqa: BLE001 - a failing program is a result, not a crash
         if isinstance(exc, KeyboardInterrupt):
@@ -771,6 +826,7 @@ def run_stack(cfg: StackConfig) -> StackRun:
         if old_path0 is not None:
             sys.path[0] = old_path0
         _purge_program_modules(cfg.program_dir)
+        sys.modules.update(callers_modules)
 
     result.resources = list(monitor.records)
     result.output = captured.getvalue()
