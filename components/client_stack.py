@@ -159,7 +159,7 @@ class ClientStack(pulumi.ComponentResource):
             BackupStorageArgs(client_id=s.client_id, region=b.region, fast_restore_days=b.fast_restore_days,
                               deep_archive_days=b.deep_archive_days, retention_days=b.retention_days,
                               lock_days=b.lock_days, rotation=rotation, tags=s.labels,
-                              incident_topic_arn=incidents.topic_arn),
+                              incident_topic_arn=incidents.topic_arn, incident_key_arn=incidents.key_arn),
             opts=child,
         )
         ClientSecrets(

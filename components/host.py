@@ -27,6 +27,7 @@ from typing import Mapping, Optional, Sequence
 import pulumi
 import pulumi_hcloud as hcloud
 
+from components.hostconfig.cloud_config import HETZNER_USER_DATA_LIMIT
 from components.settings import NETWORK_ZONE, SshKey
 
 
@@ -58,6 +59,14 @@ class HostArgs:
     def __post_init__(self) -> None:
         if not self.user_data.startswith("#cloud-config\n"):
             raise ValueError("user_data must be a #cloud-config document")
+        size = len(self.user_data.encode())
+        if size > HETZNER_USER_DATA_LIMIT:
+            # Caught at preview: Hetzner would refuse the server at `pulumi up`.
+            raise ValueError(
+                f"the host's cloud-config is {size} bytes; Hetzner accepts at most {HETZNER_USER_DATA_LIMIT} "
+                f"(32 KiB) of user_data. Each WireGuard peer in odoo-hosting:vpn.peers adds about 100 bytes "
+                f"and each outside connection or domain a few dozen: trim the stack config, or move a file "
+                f"out of the cloud-config (components/hostconfig).")
         if not self.ssh_keys:
             raise ValueError("a server needs at least one SSH key")
         if not self.private_subnet.subnet_of(self.private_network):

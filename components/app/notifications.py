@@ -43,6 +43,8 @@ class IncidentChannel(pulumi.ComponentResource):
     """Per-client SNS topic (KMS-encrypted) with the client's contacts subscribed."""
 
     topic_arn: pulumi.Output[str]
+    key_arn: pulumi.Output[str]
+    """The topic's KMS key: a publisher needs kms:GenerateDataKey and kms:Decrypt on it."""
 
     def __init__(self, name: str, args: IncidentChannelArgs, opts: Optional[pulumi.ResourceOptions] = None) -> None:
         super().__init__("odoo-hosting:app:IncidentChannel", name, None, opts)
@@ -72,4 +74,5 @@ class IncidentChannel(pulumi.ComponentResource):
             aws.sns.TopicSubscription(f"{name}-contact-{digest}", topic=topic.arn, protocol="email", endpoint=email,
                                       opts=child)
         self.topic_arn = topic.arn
-        self.register_outputs({"topic_arn": self.topic_arn})
+        self.key_arn = key.arn
+        self.register_outputs({"topic_arn": self.topic_arn, "key_arn": self.key_arn})

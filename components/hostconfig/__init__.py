@@ -15,7 +15,10 @@ from .data_volume import (
     LUKS_CIPHER, LUKS_HASH, LUKS_KEY_BITS, LUKS_PBKDF, LUKS_TYPE, render_data_volume_script,
     render_data_volume_unit,
 )
-from .fail2ban import BAN_TIME, FIND_TIME, MAX_RETRY, render_fail2ban_jail, render_fail2ban_odoo_filter
+from .fail2ban import (
+    BAN_ALERT_THRESHOLD, BAN_ALERT_WINDOW_SECONDS, BAN_TIME, FIND_TIME, MAX_RETRY, render_fail2ban_alert_action,
+    render_fail2ban_jail, render_fail2ban_odoo_filter,
+)
 from .nftables import render_nftables
 from .paths import *  # noqa: F401,F403  (the path constants are part of the interface)
 from .sshd import render_sshd_dropin, sshd_options

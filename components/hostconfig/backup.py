@@ -20,11 +20,10 @@ from typing import Any
 from components.app.odoo_conf import DB_USER
 from components.settings import Settings
 
-from .paths import DATA_MOUNT_POINT, DATA_VOLUME_UNIT_NAME, ROOT_OWNER, SECRET_FETCH_PATH
+from .paths import DATA_MOUNT_POINT, DATA_VOLUME_UNIT_NAME, NOTIFY_SCRIPT_PATH, ROOT_OWNER, SECRET_FETCH_PATH
 
 BACKUP_SCRIPT_PATH = "/usr/local/sbin/odoo-hosting-backup"
 RESTORE_SCRIPT_PATH = "/usr/local/sbin/odoo-hosting-restore"
-NOTIFY_SCRIPT_PATH = "/usr/local/sbin/odoo-hosting-notify"
 BACKUP_ENV_PATH = "/etc/odoo-hosting/backup.env"
 BACKUP_SERVICE = "odoo-hosting-backup.service"
 BACKUP_TIMER = "odoo-hosting-backup.timer"

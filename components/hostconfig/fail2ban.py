@@ -1,10 +1,14 @@
-"""fail2ban jails for sshd and Odoo logins, banning through nftables (ACC-04)."""
+"""fail2ban jails for sshd and Odoo logins, banning through nftables (ACC-04);
+a burst of bans reaches the client's incident channel (INC-01)."""
 
 from __future__ import annotations
 
 from components.settings import Settings
 
-from .paths import FAIL2BAN_JAIL_PATH, FAIL2BAN_ODOO_FILTER_NAME, FAIL2BAN_ODOO_FILTER_PATH, ODOO_LOG_PATH
+from .paths import (
+    FAIL2BAN_ALERT_ACTION_NAME, FAIL2BAN_ALERT_ACTION_PATH, FAIL2BAN_JAIL_PATH, FAIL2BAN_ODOO_FILTER_NAME,
+    FAIL2BAN_ODOO_FILTER_PATH, NOTIFY_SCRIPT_PATH, ODOO_LOG_PATH,
+)
 
 MAX_RETRY = 5
 FIND_TIME = "10m"
@@ -19,13 +23,22 @@ ODOO_BAN_CHAIN = "f2b-odoo-prerouting"
 ODOO_BAN_HOOK = "prerouting"
 ODOO_BAN_PRIORITY = -150
 
+BAN_ALERT_THRESHOLD = 10
+BAN_ALERT_WINDOW_SECONDS = 3600
+"""INC-01: this many bans (all jails together) within this window send ONE alert;
+the next can come a window later. A few bans a day are background noise on any
+public host; ten an hour is a campaign the client should hear about."""
+BAN_ALERT_TIMEOUT = "5m"
+"""The notifier reads three secrets from Vault and publishes; a hung one is killed."""
+
 
 def render_fail2ban_jail(settings: Settings) -> str:
     del settings  # same jails for every client; kept for a uniform signature
     return f"""\
-# {FAIL2BAN_JAIL_PATH}: managed by odoo-hosting (ACC-04).
+# {FAIL2BAN_JAIL_PATH}: managed by odoo-hosting (ACC-04, INC-01).
 # jail.d/*.local is read after Debian's jail.d/defaults-debian.conf, so
-# these values win. Bans go through nftables (fail2ban's own inet table).
+# these values win. Bans go through nftables (fail2ban's own inet table);
+# {FAIL2BAN_ALERT_ACTION_NAME} counts them and reports a burst to the incident channel.
 
 [DEFAULT]
 maxretry = {MAX_RETRY}
@@ -40,14 +53,13 @@ banaction_allports = nftables-allports
 enabled = true
 backend = systemd
 port = 22
+action = %(action_)s
+         {FAIL2BAN_ALERT_ACTION_NAME}
 
 [odoo]
-# Odoo runs in a container behind the TLS proxy, whose published ports are
-# DNATed by Docker in prerouting and then forwarded: an input-hook ban would
-# never see that traffic. This jail's chain hooks prerouting at priority
-# {ODOO_BAN_PRIORITY}, before Docker's dstnat (-100), so a banned address is
-# dropped before it is rewritten and forwarded. Drop, not reject: reject is
-# not valid in prerouting.
+# Docker DNATs the TLS proxy's published ports in prerouting and forwards
+# them: an input-hook ban never sees that traffic. This chain hooks prerouting
+# at {ODOO_BAN_PRIORITY}, before Docker's dstnat (-100). Drop: reject is not valid there.
 enabled = true
 filter = {FAIL2BAN_ODOO_FILTER_NAME}
 logpath = {ODOO_LOG_PATH}
@@ -55,6 +67,24 @@ backend = auto
 logtimezone = UTC
 port = 80,443
 action = nftables-multiport[name=odoo, port="80,443", protocol=tcp, chain={ODOO_BAN_CHAIN}, chain_hook={ODOO_BAN_HOOK}, chain_priority={ODOO_BAN_PRIORITY}, blocktype=drop]
+         {FAIL2BAN_ALERT_ACTION_NAME}
+"""
+
+
+def render_fail2ban_alert_action() -> str:
+    # fail2ban runs a jail's actions one after the other: in the background,
+    # with stdio detached (fail2ban may read the pipes), a slow or failing
+    # notifier never delays or breaks the next ban; its output goes to the journal.
+    return f"""\
+# {FAIL2BAN_ALERT_ACTION_PATH}: managed by odoo-hosting (INC-01).
+# <threshold> bans within <window> seconds: ONE alert to the incident channel.
+[Definition]
+actionban = {{ timeout {BAN_ALERT_TIMEOUT} <notify> --ban <name> <ip> <threshold> <window> 2>&1 | logger -t odoo-hosting-notify; }} </dev/null >/dev/null 2>&1 &
+
+[Init]
+notify = {NOTIFY_SCRIPT_PATH}
+threshold = {BAN_ALERT_THRESHOLD}
+window = {BAN_ALERT_WINDOW_SECONDS}
 """
 
 

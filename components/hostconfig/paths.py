@@ -19,6 +19,9 @@ FAIL2BAN_JAIL_PATH = "/etc/fail2ban/jail.d/00-odoo-hosting.local"
 """``jail.d/*.local`` is read after Debian's ``jail.d/defaults-debian.conf`` (ACC-04)."""
 FAIL2BAN_ODOO_FILTER_NAME = "odoo-login"
 FAIL2BAN_ODOO_FILTER_PATH = f"/etc/fail2ban/filter.d/{FAIL2BAN_ODOO_FILTER_NAME}.conf"
+FAIL2BAN_ALERT_ACTION_NAME = "odoo-hosting-alert"
+FAIL2BAN_ALERT_ACTION_PATH = f"/etc/fail2ban/action.d/{FAIL2BAN_ALERT_ACTION_NAME}.conf"
+"""Counts bans and reports a burst to the incident channel (INC-01)."""
 ODOO_LOG_DIR = "/var/log/odoo"
 ODOO_LOG_PATH = f"{ODOO_LOG_DIR}/odoo.log"
 """Odoo (in its container) must log here through a bind mount for the jail to see failures."""
@@ -39,6 +42,9 @@ DATA_SUBDIRS = ("postgresql", "filestore", "backup-staging")
 
 WIREGUARD_INTERFACE = "wg0"
 WIREGUARD_CONFIG_PATH = f"/etc/wireguard/{WIREGUARD_INTERFACE}.conf"
+
+NOTIFY_SCRIPT_PATH = "/usr/local/sbin/odoo-hosting-notify"
+"""Publishes to the client's incident channel (INC-01): backup failures, bursts of fail2ban bans."""
 
 SECRET_FETCH_PATH = "/usr/local/sbin/odoo-hosting-secret"
 """``odoo-hosting-secret NAME`` prints one boot secret, fetched from Vault (SEC-01)."""

@@ -1,4 +1,5 @@
-"""ACC-04 (fail2ban) and SWU-01 (unattended security upgrades), judged on a server's cloud-config.
+"""ACC-04 and INC-01 (fail2ban bans, reported to the incident channel) and SWU-01
+(unattended security upgrades), judged on a server's cloud-config.
 
 Like :mod:`.cloudconfig` for sshd, these compute the configuration the host
 ends up with: Debian 12's packaged files (modelled below, pessimistic where
@@ -7,7 +8,10 @@ the order the daemons read them.
 
 fail2ban reads ``jail.conf``, ``jail.d/*.conf``, ``jail.local``,
 ``jail.d/*.local`` into one INI configuration: a later file wins for the
-same section and key, and a jail's own key beats ``[DEFAULT]``.
+same section and key, and a jail's own key beats ``[DEFAULT]``. An action
+``NAME`` in a jail's action list is ``action.d/NAME.conf`` overlaid with
+``action.d/NAME.local``; ``<tag>`` in its commands comes from the entry's
+``NAME[tag=value]`` options, then its ``[Init]`` section.
 
 APT reads ``/etc/apt/apt.conf.d/*`` in lexical order (names of letters,
 digits, ``_-.``, no extension or ``.conf``), then ``/etc/apt/apt.conf``; a
@@ -47,6 +51,14 @@ action = %(action_)s
 port = ssh
 """
 DEBIAN_JAIL_DEFAULTS = "[sshd]\nenabled = true\n"
+
+INCIDENT_NOTIFIER = "odoo-hosting-notify"
+"""What a jail's ban must run to reach the incident channel (INC-01): ``odoo-hosting-notify --ban``."""
+_NOTIFIER_BAN = re.compile(rf"(?:^|[\s/]){re.escape(INCIDENT_NOTIFIER)}\s+--ban\s")
+# One entry of a jail's action list: NAME or NAME[opt=value, ...] (fail2ban's OPTION_SPLIT_CRE, simplified).
+_ACTION_ENTRY = re.compile(r"([^\s\[\]]+)(?:\s*\[((?:\"[^\"]*\"|'[^']*'|[^\]])*)\])?")
+_ACTION_OPTION = re.compile(r"([\w.-]+)\s*=\s*(?:\"([^\"]*)\"|'([^']*)'|([^,]*))")
+_TAG = re.compile(r"<([^ <>]+)>")
 
 DEFAULT_MAX_RETRY = 5
 DEFAULT_MIN_FIND_TIME = 600
@@ -100,6 +112,7 @@ class _Jails:
     """The merged jail configuration."""
 
     def __init__(self, files: Dict[str, str]) -> None:
+        self.files = files
         self.parser = configparser.RawConfigParser(strict=False, interpolation=None, default_section="DEFAULT")
         self.parser.optionxform = str  # type: ignore[assignment]
         for path in _jail_file_order(files):
@@ -134,6 +147,35 @@ def fail2ban_files(cfg: Dict[str, Any]) -> Dict[str, str]:
     return written_files(cfg, _is_f2b_path, base)
 
 
+def _actionban(files: Dict[str, str], name: str, options: Dict[str, str]) -> str:
+    """The ban command of action ``name`` (tags resolved), "" when the cloud-config does not define it."""
+    parser = configparser.RawConfigParser(strict=False, interpolation=None)
+    parser.optionxform = str  # type: ignore[assignment]
+    for path in (f"{F2B_DIR}/action.d/{name}.conf", f"{F2B_DIR}/action.d/{name}.local"):
+        if path in files:
+            try:
+                parser.read_string(files[path], source=path)
+            except configparser.Error as e:
+                raise NotJudgeable(f"{path} is not a valid fail2ban INI file ({e.__class__.__name__})") from None
+    if not parser.has_option("Definition", "actionban"):
+        return ""
+    tags = {**(dict(parser.items("Init")) if parser.has_section("Init") else {}), **options}
+    command = parser.get("Definition", "actionban")
+    for _ in range(10):  # tags may name tags
+        command = _TAG.sub(lambda m: tags.get(m.group(1), m.group(0)), command)
+    return command
+
+
+def _reports_bans(files: Dict[str, str], action: str) -> bool:
+    """Whether one of the actions in a jail's action list runs the incident notifier on a ban."""
+    for m in _ACTION_ENTRY.finditer(action):
+        options = {o.group(1): next(v for v in o.group(2, 3, 4) if v is not None).strip()
+                   for o in _ACTION_OPTION.finditer(m.group(2) or "")}
+        if _NOTIFIER_BAN.search(_actionban(files, m.group(1), options)):
+            return True
+    return False
+
+
 def _jail_findings(jails: _Jails, jail: str, max_retry: int, min_find: int, min_ban: int) -> List[str]:
     findings = []
     retry = jails.value(jail, "maxretry")
@@ -157,6 +199,10 @@ def _jail_findings(jails: _Jails, jail: str, max_retry: int, min_find: int, min_
     if "nftables" not in effective:
         findings.append(f"jail [{jail}] bans through '{effective.strip() or '(nothing)'}', not nftables; set "
                         "banaction = nftables-multiport (and banaction_allports = nftables-allports)")
+    if not _reports_bans(jails.files, action):
+        findings.append(f"jail [{jail}] does not report its bans to the incident channel (INC-01); add to its "
+                        f"action list an action from /etc/fail2ban/action.d/ whose actionban runs "
+                        f"{INCIDENT_NOTIFIER} --ban")
     return findings
 
 
@@ -227,12 +273,14 @@ hcloud_server_fail2ban = resource_policy(
     name="hcloud-server-fail2ban-jails",
     description="Checks that a Hetzner server's cloud-config installs fail2ban with enabled sshd and Odoo "
                 "jails that ban after at most 5 failures within at least 10 minutes, for at least 1 hour, "
-                "through nftables (Debian 12 defaults applied first).",
-    controls=["ACC-04"],
+                "through nftables, and that every enabled jail also reports its bans to the incident channel "
+                "(an action running odoo-hosting-notify --ban; Debian 12 defaults applied first).",
+    controls=["ACC-04", "INC-01"],
     severity=Severity.HIGH,
     remediation="Install fail2ban and write /etc/fail2ban/jail.d/00-<name>.local with [DEFAULT] maxretry = 5, "
                 "findtime = 10m, bantime = 1h, banaction = nftables-multiport, and enabled [sshd] and "
-                "[odoo] jails.",
+                "[odoo] jails whose action lists add an action (in /etc/fail2ban/action.d/) running "
+                "odoo-hosting-notify --ban <name> <ip> in the background.",
     validate=_validate_fail2ban,
     applies_to=(SERVER,),
     config=_F2B_CONFIG,

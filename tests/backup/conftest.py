@@ -24,7 +24,9 @@ from typing import Optional
 
 import pytest
 
-from tests.conftest import require_tool
+from components.hostconfig import render_cloud_config
+from tests.conftest import example_settings, require_tool
+from tests.system.helpers import materialise
 
 HERE = Path(__file__).resolve().parent
 REGION = "eu-central-1"
@@ -105,6 +107,52 @@ def s3(tmp_path_factory):
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory) -> Path:
+    """The cloud-config's files, written by cloud-init itself."""
+    return materialise(render_cloud_config(example_settings("example-public")), tmp_path_factory.mktemp("root") / "root")
+
+
+@dataclass
+class IncidentTopic:
+    """The client's incident channel on moto: an SNS topic, an SQS queue standing in for the contacts."""
+
+    arn: str
+    env: dict
+    """What odoo-hosting-notify needs to publish there (endpoint, topic, credentials)."""
+    sqs: object
+    queue: str
+
+    def delivered(self, wait: int = 1) -> list[dict]:
+        """The notifications delivered since the last call (SNS's JSON envelopes), oldest first."""
+        found: list[dict] = []
+        while True:
+            batch = self.sqs.receive_message(QueueUrl=self.queue, MaxNumberOfMessages=10,
+                                             WaitTimeSeconds=wait).get("Messages", [])
+            if not batch:
+                return found
+            for message in batch:
+                found.append(json.loads(message["Body"]))
+                self.sqs.delete_message(QueueUrl=self.queue, ReceiptHandle=message["ReceiptHandle"])
+            wait = 0
+
+
+@pytest.fixture
+def incident_topic(s3) -> IncidentTopic:
+    import boto3
+    kwargs = dict(endpoint_url=s3.endpoint, region_name=REGION, aws_access_key_id=S3_KEY,
+                  aws_secret_access_key=S3_SECRET)
+    sns, sqs = boto3.client("sns", **kwargs), boto3.client("sqs", **kwargs)
+    suffix = uuid.uuid4().hex[:8]
+    topic = sns.create_topic(Name=f"odoo-hosting-acme-shop-incidents-{suffix}")["TopicArn"]
+    queue = sqs.create_queue(QueueName=f"contacts-{suffix}")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
+    env = {"PATH": os.environ.get("PATH", ""), "NOTIFY_SNS_ENDPOINT": s3.endpoint + "/",
+           "INCIDENT_TOPIC_ARN": topic, "AWS_ACCESS_KEY_ID": S3_KEY, "AWS_SECRET_ACCESS_KEY": S3_SECRET}
+    return IncidentTopic(arn=topic, env=env, sqs=sqs, queue=queue)
 
 
 class Postgres:

@@ -21,12 +21,11 @@ from pathlib import Path
 
 import pytest
 
-from components.hostconfig import render_cloud_config
 from components.hostconfig.backup import (
     BACKUP_ENV_PATH, BACKUP_SCRIPT_PATH, NOTIFY_SCRIPT_PATH, RESTORE_SCRIPT_PATH, backup_environment,
 )
 from tests.conftest import example_settings, require_tool
-from tests.system.helpers import materialise, staged
+from tests.system.helpers import staged
 
 from .conftest import REGION, S3_KEY, S3_SECRET, CutProxy, write_json
 
@@ -49,12 +48,6 @@ print(data[args[2]])
 RECORDER = """#!/bin/bash
 { echo "SUBJECT: $1"; cat; echo "--"; } >> "$NOTIFY_LOG"
 """
-
-
-@pytest.fixture(scope="module")
-def rendered(tmp_path_factory) -> Path:
-    """The cloud-config's files, written by cloud-init itself."""
-    return materialise(render_cloud_config(example_settings("example-public")), tmp_path_factory.mktemp("root") / "root")
 
 
 class Agent:
@@ -271,26 +264,14 @@ def test_an_s3_outage_mid_run_leaves_the_repository_consistent_and_reaches_the_f
     assert _tree(target / str(agent.filestore).lstrip("/")) == _tree(agent.filestore)
 
 
-def test_the_notifier_publishes_to_the_incident_topic_with_sigv4(agent, rendered):
+def test_the_notifier_publishes_to_the_incident_topic_with_sigv4(incident_topic, rendered):
     """The real odoo-hosting-notify against moto's SNS, delivered to an SQS subscriber."""
-    import boto3
-    kwargs = dict(endpoint_url=agent.s3.endpoint, region_name=REGION, aws_access_key_id=S3_KEY,
-                  aws_secret_access_key=S3_SECRET)
-    sns, sqs = boto3.client("sns", **kwargs), boto3.client("sqs", **kwargs)
-    topic = sns.create_topic(Name="odoo-hosting-acme-shop-incidents")["TopicArn"]
-    queue = sqs.create_queue(QueueName=f"contacts-{uuid.uuid4().hex[:8]}")["QueueUrl"]
-    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
     notifier = staged(rendered, NOTIFY_SCRIPT_PATH)
-    env = {"PATH": os.environ.get("PATH", ""), "NOTIFY_SNS_ENDPOINT": agent.s3.endpoint + "/",
-           "INCIDENT_TOPIC_ARN": topic, "AWS_ACCESS_KEY_ID": S3_KEY, "AWS_SECRET_ACCESS_KEY": S3_SECRET}
     result = subprocess.run([sys.executable, str(notifier), "odoo-hosting acme-shop: backup run FAILED"],
-                            input="Step: opening the repository\n", env=env, capture_output=True, text=True,
-                            timeout=60)
+                            input="Step: opening the repository\n", env=incident_topic.env, capture_output=True,
+                            text=True, timeout=60)
     assert result.returncode == 0, result.stderr
-    messages = sqs.receive_message(QueueUrl=queue, WaitTimeSeconds=2).get("Messages", [])
-    assert messages
-    body = json.loads(messages[0]["Body"])
+    [body] = incident_topic.delivered()
     assert body["Subject"] == "odoo-hosting acme-shop: backup run FAILED"
     assert "opening the repository" in body["Message"]
 

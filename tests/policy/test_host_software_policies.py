@@ -1,4 +1,4 @@
-"""ACC-04 (fail2ban) and SWU-01 (unattended-upgrades) judged on a server's cloud-config."""
+"""ACC-04/INC-01 (fail2ban, bans reported) and SWU-01 (unattended-upgrades) judged on a server's cloud-config."""
 
 from __future__ import annotations
 
@@ -26,12 +26,25 @@ banaction_allports = nftables-allports
 [sshd]
 enabled = true
 backend = systemd
+action = %(action_)s
+         odoo-hosting-alert
 
 [odoo]
 enabled = true
 filter = odoo-login
 logpath = /var/log/odoo/odoo.log
 action = nftables-multiport[name=odoo, port="80,443", protocol=tcp, blocktype=drop]
+         odoo-hosting-alert
+"""
+ALERT_PATH = "/etc/fail2ban/action.d/odoo-hosting-alert.conf"
+ALERT = """\
+[Definition]
+actionban = { timeout 5m <notify> --ban <name> <ip> <threshold> <window> 2>&1 | logger; } </dev/null >/dev/null 2>&1 &
+
+[Init]
+notify = /usr/local/sbin/odoo-hosting-notify
+threshold = 10
+window = 3600
 """
 
 APT_PATH = "/etc/apt/apt.conf.d/52odoo-hosting-unattended-upgrades"
@@ -53,9 +66,10 @@ def file_entry(path: str, content: str, extra: str = "") -> str:
     return f"  - path: {path}\n{extra}    content: |\n{body}"
 
 
-def server(jail: str = JAIL, apt: str = APT, *, files: str = "", extra: str = ""):
+def server(jail: str = JAIL, apt: str = APT, *, alert: str = ALERT, files: str = "", extra: str = ""):
     props = good_server()
     entries = (file_entry(JAIL_PATH, jail) if jail is not None else "") + \
+        (file_entry(ALERT_PATH, alert) if alert is not None else "") + \
         (file_entry(APT_PATH, apt) if apt is not None else "") + files
     props["userData"] = cloud_config(extra_files=entries, extra=extra)
     return props
@@ -124,6 +138,66 @@ def test_missing_odoo_jail_is_a_violation():
     jail = JAIL.split("[odoo]")[0]
     messages = run_policy(FAIL2BAN, SERVER, server(jail=jail))
     assert any("Odoo" in m for m in messages)
+
+
+# --- INC-01: every jail's bans reach the incident channel ------------------------------
+
+def _unreported(messages):
+    return sorted(m.split("jail [")[1].split("]")[0] for m in messages if "incident channel (INC-01)" in m)
+
+
+def test_policy_names_inc01_next_to_acc04():
+    assert FAIL2BAN.framework.reference == "ACC-04,INC-01"
+
+
+@pytest.mark.parametrize("jail,old", [
+    ("sshd", "action = %(action_)s\n         odoo-hosting-alert\n"),
+    ("odoo", "blocktype=drop]\n         odoo-hosting-alert"),
+])
+def test_jail_without_the_alert_action_is_a_violation(jail, old):
+    new = "blocktype=drop]" if jail == "odoo" else ""
+    messages = run_policy(FAIL2BAN, SERVER, server(jail=JAIL.replace(old, new)))
+    assert _unreported(messages) == [jail], messages
+    assert "odoo-hosting-notify --ban" in messages[0]
+
+
+def test_alert_action_not_defined_in_the_cloud_config_is_a_violation():
+    assert _unreported(run_policy(FAIL2BAN, SERVER, server(alert=None))) == ["odoo", "sshd"]
+
+
+@pytest.mark.parametrize("old,new", [
+    ("<notify> --ban", "<notify>"),  # every ban published on its own: no threshold
+    ("notify = /usr/local/sbin/odoo-hosting-notify", "notify = /usr/bin/true"),
+    ("actionban = ", "actioncheck = "),
+])
+def test_alert_action_that_does_not_count_bans_with_the_notifier_is_a_violation(old, new):
+    assert _unreported(run_policy(FAIL2BAN, SERVER, server(alert=ALERT.replace(old, new)))) == ["odoo", "sshd"]
+
+
+def test_alert_action_in_default_covers_every_jail_using_the_default_action():
+    jail = JAIL.replace("action = %(action_)s\n         odoo-hosting-alert\n", "").replace(
+        "[DEFAULT]\n", "[DEFAULT]\naction = %(action_)s\n         odoo-hosting-alert\n")
+    assert run_policy(FAIL2BAN, SERVER, server(jail=jail)) == []
+
+
+NO_NOTIFIER = ALERT.replace("notify = /usr/local/sbin/odoo-hosting-notify", "notify = /usr/bin/true")
+
+
+def test_notifier_given_as_an_option_of_the_jails_action_entry_passes():
+    jail = JAIL.replace("         odoo-hosting-alert\n\n[odoo]",
+                        "         odoo-hosting-alert[notify=/opt/bin/odoo-hosting-notify]\n\n[odoo]")
+    assert _unreported(run_policy(FAIL2BAN, SERVER, server(jail=jail, alert=NO_NOTIFIER))) == ["odoo"]
+
+
+def test_notifier_given_in_a_local_override_of_the_action_passes():
+    local = file_entry("/etc/fail2ban/action.d/odoo-hosting-alert.local",
+                       "[Init]\nnotify = /opt/odoo-hosting/odoo-hosting-notify\n")
+    assert run_policy(FAIL2BAN, SERVER, server(alert=NO_NOTIFIER, files=local)) == []
+
+
+def test_invalid_alert_action_ini_is_not_judgeable():
+    [message] = run_policy(FAIL2BAN, SERVER, server(alert="actionban = x\n[Definition\n"))
+    assert "odoo-hosting-alert.conf is not a valid fail2ban INI file" in message
 
 
 def test_fail2ban_not_installed_is_a_violation():

@@ -1,9 +1,13 @@
-"""The #cloud-config document as a whole: shape, determinism, no secrets."""
+"""The #cloud-config document as a whole: shape, determinism, no secrets, packed scripts."""
 
 from __future__ import annotations
 
+import ast
+import base64
+import gzip
 import json
 import re
+import subprocess
 
 import yaml
 
@@ -12,7 +16,8 @@ from components.hostconfig import (
     BOOT_CONFIG_PATH, DATA_VOLUME_UNIT_NAME, HETZNER_USER_DATA_LIMIT, PACKAGES, ROOT_OWNER,
     render_cloud_config, write_files,
 )
-from tests.conftest import example_settings
+from components.hostconfig.cloud_config import _unpacked_files, _without_comments
+from tests.conftest import example_settings, require_tool
 
 def _doc(settings) -> dict:
     return yaml.safe_load(render_cloud_config(settings))
@@ -137,3 +142,69 @@ def test_vault_address_can_be_overridden(settings):
     text = render_cloud_config(settings, vault_address="https://vault.test.example:8200")
     assert "https://vault.test.example:8200" in text
     assert settings.vault_address not in text
+
+
+# ---- scripts travel without their inner comments -------------------------------------------------
+
+def _bash_code(text: str, tmp_path) -> list[str]:
+    """bash's own parse of a script, printed back (comments gone; blank lines ignored)."""
+    script = tmp_path / "script.sh"
+    script.write_text(text)
+    result = subprocess.run([require_tool("bash"), "--pretty-print", str(script)], capture_output=True, text=True,
+                            timeout=30)
+    assert result.returncode == 0, result.stderr
+    return [line for line in result.stdout.splitlines() if line.strip()]
+
+
+def _python_code(text: str) -> str:
+    """Python's parse of a script without function and class docstrings (the module docstring stays)."""
+    tree = ast.parse(text)
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and ast.get_docstring(node):
+            node.body = node.body[1:] or [ast.Pass()]
+    return ast.dump(tree)
+
+
+def _header(text: str) -> str:
+    """The shebang and what follows it up to the first code: the comment block, or the module docstring."""
+    lines = text.splitlines(True)
+    if "python" in lines[0]:
+        return "".join(lines[:ast.parse(text).body[0].end_lineno])
+    return "".join(lines[:next((n for n, line in enumerate(lines[1:], 1) if not line.startswith("#")), len(lines))])
+
+
+def test_scripts_ship_their_header_and_all_their_code(settings, tmp_path):
+    packed = {f["path"]: f for f in write_files(settings)}
+    scripts = [f for f in _unpacked_files(settings) if "encoding" in packed[f["path"]]]
+    assert len(scripts) >= 6
+    for entry in scripts:
+        source = entry["content"]
+        shipped = gzip.decompress(base64.b64decode(packed[entry["path"]]["content"])).decode()
+        assert shipped.startswith(_header(source)), entry["path"]
+        if "python" in source.split("\n", 1)[0]:
+            assert _python_code(shipped) == _python_code(source), entry["path"]
+        else:
+            assert _bash_code(shipped, tmp_path) == _bash_code(source, tmp_path), entry["path"]
+        assert len(shipped) <= len(source), entry["path"]
+
+
+def test_shell_heredoc_lines_that_look_like_comments_are_kept(tmp_path):
+    source = "#!/bin/bash\n# header\nset -eu\n# why\ncat <<'EOF'\n# data, not a comment\nEOF\necho done  # kept\n"
+    shipped = _without_comments(source)
+    assert shipped == "#!/bin/bash\n# header\nset -eu\ncat <<'EOF'\n# data, not a comment\nEOF\necho done  # kept\n"
+    # The parse comparison above sees a heredoc line dropped:
+    assert _bash_code(shipped.replace("# data, not a comment\n", ""), tmp_path) != _bash_code(source, tmp_path)
+
+
+def test_python_docstrings_go_only_where_code_remains():
+    source = '#!/usr/bin/python3\n"""Usage."""\n\n\ndef f():\n    """Why."""\n    # how\n    return 1\n\n\n' \
+             'def g():\n    """Only a docstring."""\n'
+    shipped = _without_comments(source)
+    assert shipped == '#!/usr/bin/python3\n"""Usage."""\n\n\ndef f():\n    return 1\n\n\ndef g():\n' \
+                      '    """Only a docstring."""\n'
+    assert _python_code(shipped) == _python_code(source)
+    assert _python_code(shipped.replace("    return 1\n", "    return 2\n")) != _python_code(source)
+
+
+def test_other_files_are_left_alone():
+    assert _without_comments("# a comment\nkey = value\n") == "# a comment\nkey = value\n"

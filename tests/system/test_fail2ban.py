@@ -2,18 +2,22 @@
 
 The live ban runs fail2ban-server in the foreground inside a network namespace
 made by the test, with a staging copy of /etc/fail2ban (our materialised
-jail.d and filter.d files), its own socket and pid file, an in-memory database,
-and the Odoo jail on the polling backend reading a test log. The sshd jail is
+jail.d, filter.d and action.d files), its own socket and pid file, an
+in-memory database, and the Odoo jail on the polling backend reading a test log. The sshd jail is
 disabled there: its systemd backend needs a running journald, which these
 machines lack (its configuration is still checked by ``fail2ban-client -t``).
 A Docker-like DNAT (443 -> 8443) sits in the namespace so the ban is shown to
-act BEFORE the rewrite, as the jail's prerouting hook promises.
+act BEFORE the rewrite, as the jail's prerouting hook promises. The INC-01
+alert action runs on every ban, with a slow, failing stand-in for the notifier
+(tests/backup runs the real one against a local SNS).
 """
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
+import signal
 import subprocess
 from datetime import datetime, timezone
 from pathlib import Path
@@ -21,7 +25,8 @@ from pathlib import Path
 import pytest
 
 from components.hostconfig import (
-    BAN_TIME, FAIL2BAN_JAIL_PATH, FAIL2BAN_ODOO_FILTER_PATH, FIND_TIME, MAX_RETRY, ODOO_LOG_PATH,
+    BAN_ALERT_THRESHOLD, BAN_ALERT_WINDOW_SECONDS, BAN_TIME, FAIL2BAN_ALERT_ACTION_NAME, FAIL2BAN_ALERT_ACTION_PATH,
+    FAIL2BAN_JAIL_PATH, FAIL2BAN_ODOO_FILTER_PATH, FIND_TIME, MAX_RETRY, NOTIFY_SCRIPT_PATH, ODOO_LOG_PATH,
 )
 from tests.conftest import require_tool
 
@@ -37,10 +42,13 @@ OTHER = "2024-05-01 12:00:04,123 7 INFO acme werkzeug: 192.0.2.10 - - \"POST /we
 
 HOST, ATTACKER, BYSTANDER = "192.0.2.1", "192.0.2.66", "192.0.2.77"
 HOST6, ATTACKER6 = "2001:db8:f2b::1", "2001:db8:f2b::66"
+NOTIFIER_HANG = 30
 
 
-def staging_fail2ban(staging_root: Path, directory: Path, log: Path, extra_jail: str = "") -> Path:
-    """A copy of the installed /etc/fail2ban with our materialised files; the Odoo log at ``log``."""
+def staging_fail2ban(staging_root: Path, directory: Path, log: Path, extra_jail: str = "",
+                     notify: Path | None = None) -> Path:
+    """A copy of the installed /etc/fail2ban with our materialised files; the Odoo log at ``log``,
+    and the alert action's notifier at ``notify`` when given."""
     require_tool("fail2ban-client")
     if not Path("/etc/fail2ban/jail.conf").exists():
         pytest.fail("fail2ban-client is installed but /etc/fail2ban/jail.conf is missing")
@@ -50,6 +58,10 @@ def staging_fail2ban(staging_root: Path, directory: Path, log: Path, extra_jail:
     assert f"logpath = {ODOO_LOG_PATH}" in jail
     (conf / "jail.d" / Path(FAIL2BAN_JAIL_PATH).name).write_text(jail.replace(ODOO_LOG_PATH, str(log)))
     shutil.copy(staged(staging_root, FAIL2BAN_ODOO_FILTER_PATH), conf / "filter.d")
+    shutil.copy(staged(staging_root, FAIL2BAN_ALERT_ACTION_PATH), conf / "action.d")
+    if notify:
+        # fail2ban reads action.d/<name>.local after <name>.conf: only the notifier's path changes.
+        (conf / "action.d" / f"{FAIL2BAN_ALERT_ACTION_NAME}.local").write_text(f"[Init]\nnotify = {notify}\n")
     if extra_jail:
         (conf / "jail.d" / "zz-test.local").write_text(extra_jail)
     return conf
@@ -74,6 +86,16 @@ def test_acc04_fail2ban_client_accepts_jails(staging_root, tmp_path):
         assert f"['set', '{jail}', 'findtime', '{FIND_TIME}']" in dump.stdout
         assert f"['set', '{jail}', 'bantime', '{BAN_TIME}']" in dump.stdout
     assert "nft " in dump.stdout
+    lines = dump.stdout.splitlines()
+    for jail in ("sshd", "odoo"):
+        # INC-01: every ban is also counted by the notifier, after the nftables ban itself.
+        added = [line for line in lines if line.startswith(f"['set', '{jail}', 'addaction', ")]
+        assert added == [f"['set', '{jail}', 'addaction', 'nftables-multiport']",
+                         f"['set', '{jail}', 'addaction', '{FAIL2BAN_ALERT_ACTION_NAME}']"]
+        command = (f"{NOTIFY_SCRIPT_PATH} --ban {jail} <ip> {BAN_ALERT_THRESHOLD} {BAN_ALERT_WINDOW_SECONDS} "
+                   "2>&1 | logger -t odoo-hosting-notify; } </dev/null >/dev/null 2>&1 &")
+        assert any(line.startswith(f"['multi-set', '{jail}', 'action', '{FAIL2BAN_ALERT_ACTION_NAME}', "
+                                   "[['actionban', '{ timeout ") and command in line for line in lines), jail
 
 
 def test_acc04_jails_need_the_odoo_log_that_cloud_init_writes(staging_root, tmp_path):
@@ -142,13 +164,33 @@ def _odoo_line(ip: str, login: str = "admin") -> str:
     return f"{now} 7 INFO acme odoo.addons.base.models.res_users: Login failed for db:acme login:{login} from {ip}"
 
 
+def _stop_stand_ins(calls: Path) -> None:
+    """Stop the hanging notifier stand-ins the test's bans started, by the ids they recorded: each
+    with its sleep and the action's ``timeout``, their own process group (GNU timeout makes one)."""
+    for line in (calls.read_text() if calls.exists() else "").splitlines():
+        try:
+            group = os.getpgid(int(line.split()[0]))
+        except ProcessLookupError:
+            continue
+        if group != os.getpgid(0):
+            os.killpg(group, signal.SIGKILL)
+
+
 def test_acc04_live_ban_after_max_failures_drops_only_the_attacker_before_dnat(staging_root, tmp_path, netns):
     server = require_tool("fail2ban-server")
     client = require_tool("fail2ban-client")
     nft = require_tool("nft")
     log = tmp_path / "odoo.log"
     log.write_text("")
-    conf = staging_fail2ban(staging_root, tmp_path, log, extra_jail=(
+    # The alert action's notifier: records its arguments, then hangs and fails. fail2ban
+    # runs a jail's actions one after the other, so a notifier run in the foreground
+    # would hold back the second ban by NOTIFIER_HANG seconds, past the wait below.
+    calls = tmp_path / "notify-calls"
+    notifier = tmp_path / "notify"
+    notifier.write_text(f'#!/bin/sh\necho "$$ $*" >> {calls}\nsleep {NOTIFIER_HANG}\nexit 1\n')
+    notifier.chmod(0o755)
+    netns.cleanups.append(lambda: _stop_stand_ins(calls))
+    conf = staging_fail2ban(staging_root, tmp_path, log, notify=notifier, extra_jail=(
         "[sshd]\nenabled = false\n\n[odoo]\nbackend = polling\n"))
     (conf / "fail2ban.local").write_text("[Definition]\ndbfile = :memory:\n")
     sock, pid = tmp_path / "f2b.sock", tmp_path / "f2b.pid"
@@ -189,6 +231,10 @@ def test_acc04_live_ban_after_max_failures_drops_only_the_attacker_before_dnat(s
     except AssertionError as error:
         raise AssertionError(f"{error}; jail status:\n{status()}") from None
     assert BYSTANDER not in banned.split("Banned IP list:", 1)[1]
+    # fail2ban lists a ban before its actions run (the first IPv6 ban also creates the
+    # ip6 set): wait for nftables to hold both addresses before probing.
+    wait_for(lambda: all(ip in netns.run(host, nft, "list", "ruleset").stdout for ip in (ATTACKER, ATTACKER6)),
+             timeout=15, what="both bans in nftables")
     seen = probe_many(netns, outside, jobs)
     assert seen == {"attacker tcp/443": "dropped", "attacker tcp/80": "dropped", "attacker6 tcp/443": "dropped",
                     "bystander tcp/443": "open", "bystander tcp/80": "open"}
@@ -200,5 +246,12 @@ def test_acc04_live_ban_after_max_failures_drops_only_the_attacker_before_dnat(s
     assert "tcp dport { 80, 443 } ip6 saddr @addr6-set-odoo drop" in chain
     assert ATTACKER in ruleset and ATTACKER6 in ruleset
     assert netns.run(host, client, "-s", str(sock), "get", "odoo", "bantime").stdout.strip() == "3600"
+    recorded = wait_for(lambda: (lambda text: text.count("\n") >= 2 and text)(
+        calls.read_text() if calls.exists() else ""), timeout=10, what="two runs of the alert action")
+    runs = sorted(line.split(" ", 1)[1] for line in recorded.splitlines())
+    assert runs == sorted(f"--ban odoo {ip} {BAN_ALERT_THRESHOLD} {BAN_ALERT_WINDOW_SECONDS}"
+                          for ip in (ATTACKER, ATTACKER6))
     output = netns.stop(daemon)
     assert f"Ban {ATTACKER}" in output, output
+    # Backgrounded: fail2ban saw neither the hang nor the failure.
+    assert "timed out" not in output and "returned 1" not in output and " ERROR " not in output, output

@@ -175,6 +175,30 @@ def test_identity_policy_without_incident_topic_has_no_sns():
     assert "sns:Publish" not in json.dumps(doc)
 
 
+def test_backup_identity_may_publish_to_the_clients_incident_topic_and_use_its_key(pulumi_run, monkeypatch):
+    """INC-01: the host's notifier publishes with the backup identity; an SSE-KMS topic also needs its key."""
+    from tests.conftest import RecordingMocks
+
+    plain = RecordingMocks.new_resource
+
+    def with_arns(self, args):  # AWS sets ARNs on creation; the shared mocks leave them unknown
+        resource_id, outputs = plain(self, args)
+        if args.typ in ("aws:kms/key:Key", "aws:sns/topic:Topic", "aws:s3/bucket:Bucket"):
+            outputs["arn"] = f"arn:aws:test:::{args.name}"
+        return resource_id, outputs
+
+    monkeypatch.setattr(RecordingMocks, "new_resource", with_arns)
+    settings = example_settings("example-public")
+    program = pulumi_run(lambda: ClientStack(settings.client_id, ClientStackArgs(settings=settings, today=DAY)),
+                         stack="example-public")
+    name = settings.client_id
+    doc = json.loads(program.one("aws:iam/userPolicy:UserPolicy").inputs["policy"])
+    statements = {s["Sid"]: s for s in doc["Statement"]}
+    assert statements["ReportIncidents"]["Resource"] == [f"arn:aws:test:::{name}-incidents-topic"]
+    assert statements["UseTheIncidentTopicKey"]["Resource"] == [f"arn:aws:test:::{name}-incidents-key"]
+    assert statements["UseTheIncidentTopicKey"]["Action"] == ["kms:GenerateDataKey", "kms:Decrypt"]
+
+
 def test_bucket_policy_denies_plain_http_on_bucket_and_objects():
     doc = json.loads(render_bucket_policy("arn:aws:s3:::b"))
     assert doc["Statement"][0]["Resource"] == ["arn:aws:s3:::b", "arn:aws:s3:::b/*"]

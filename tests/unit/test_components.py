@@ -14,6 +14,7 @@ from pulumi.runtime.sync_await import _sync_await
 from components.client_stack import ClientStack, ClientStackArgs
 from components.firewall import firewall_rules
 from components.host import HostArgs
+from components.hostconfig import HETZNER_USER_DATA_LIMIT, render_cloud_config
 from components.settings import SettingsError
 from components.vpn import _public_key_of
 from tests.conftest import EXAMPLE_STACKS, ROOT, example_raw_config, example_settings
@@ -248,6 +249,19 @@ def test_host_args_refuse_non_cloud_config_user_data():
                  ssh_keys=settings.ssh_keys, user_data="#!/bin/sh\n", firewall_id=1,
                  private_network=settings.private_network, private_subnet=settings.private_subnet,
                  data_volume_gb=20, server_protection=True, labels=settings.labels)
+
+
+def test_host_args_refuse_user_data_hetzner_would_refuse():
+    settings = example_settings("example-private")
+    args = dict(client_id="x-client", location="fsn1", server_type="cx33", image="debian-12",
+                ssh_keys=settings.ssh_keys, firewall_id=1, private_network=settings.private_network,
+                private_subnet=settings.private_subnet, data_volume_gb=20, server_protection=True,
+                labels=settings.labels)
+    user_data = render_cloud_config(settings)
+    HostArgs(user_data=user_data, **args)  # the example fits
+    too_big = user_data + "#" * (HETZNER_USER_DATA_LIMIT - len(user_data.encode()) + 1)
+    with pytest.raises(ValueError, match=rf"is {HETZNER_USER_DATA_LIMIT + 1} bytes; Hetzner accepts at most"):
+        HostArgs(user_data=too_big, **args)
 
 
 def _main_config(stack: str) -> dict[str, str]:

@@ -1,26 +1,32 @@
 #!/usr/bin/python3
 """odoo-hosting-notify SUBJECT: publish stdin to the client's incident channel (INC-01).
+odoo-hosting-notify --ban JAIL IP THRESHOLD WINDOW (fail2ban): record the ban in
+BAN_STATE; publish once THRESHOLD bans fall within WINDOW seconds, then not for WINDOW.
 
 Managed by odoo-hosting. Python standard library only. The channel is the
 client's SNS topic; its ARN and the credentials allowed to publish to it are
 read from Vault at run time (``@SECRET_FETCH_PATH@ --path backup``), or from the
 environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, INCIDENT_TOPIC_ARN) when
-the caller already holds them. NOTIFY_SNS_ENDPOINT overrides the endpoint
-(tests only). Exit 0 when SNS accepted the message.
+the caller already holds them. NOTIFY_SNS_ENDPOINT and NOTIFY_BAN_STATE override
+the endpoint and the ban register (tests only). Exit 0 when SNS accepted the message.
 """
 
 import datetime
+import fcntl
 import hashlib
 import hmac
+import json
 import os
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
 
 FETCH = ["@SECRET_FETCH_PATH@", "--path", "backup"]
 PROG = "odoo-hosting-notify"
+BAN_STATE = "/var/lib/odoo-hosting/fail2ban-bans.json"
 
 
 def secret(name, env):
@@ -66,21 +72,71 @@ def publish(topic_arn, subject, message, key_id, secret_key):
         response.read()
 
 
-def main(argv):
-    if len(argv) != 2:
-        print(f"usage: {PROG} SUBJECT  (message on stdin)", file=sys.stderr)
-        return 2
-    message = sys.stdin.read() or argv[1]
+def report(subject, message):
     try:
         topic = secret("incident-topic-arn", "INCIDENT_TOPIC_ARN")
         key_id = secret("aws-access-key-id", "AWS_ACCESS_KEY_ID")
         secret_key = secret("aws-secret-access-key", "AWS_SECRET_ACCESS_KEY")
-        publish(topic, argv[1], message, key_id, secret_key)
+        publish(topic, subject, message, key_id, secret_key)
     except (RuntimeError, OSError, urllib.error.URLError, IndexError) as error:
         print(f"{PROG}: ERROR: {error}", file=sys.stderr)
         return 1
     print(f"{PROG}: reported to the incident channel", file=sys.stderr)
     return 0
+
+
+def ban_state(change):
+    """change(state) on the ban register, under a lock: fail2ban bans in parallel."""
+    path = os.environ.get("NOTIFY_BAN_STATE") or BAN_STATE
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(os.open(path, os.O_RDWR | os.O_CREAT, 0o600), "r+") as file:
+        fcntl.flock(file, fcntl.LOCK_EX)
+        # New, or cut short (disk full, power loss): start afresh.
+        try:
+            state = json.loads(file.read())
+        except ValueError:
+            state = {}
+        result = change(state)
+        file.seek(0)
+        file.truncate()
+        json.dump(state, file)
+    return result
+
+
+def ban(jail, ip, threshold, window):
+    now = time.time()
+
+    def record(state):
+        # Capped, so that a storm cannot grow the file without bound.
+        bans = state["bans"] = [b for b in state.get("bans", []) if b[0] > now - window][-999:] + [[now, jail, ip]]
+        if len(bans) >= threshold and state.get("alerted", 0) <= now - window:
+            # Marked before reporting: the bans that arrive meanwhile stay quiet.
+            state["alerted"] = now
+            return bans
+        return None
+
+    bans = ban_state(record)
+    if not bans:
+        return 0
+    jails, minutes = ", ".join(sorted({b[1] for b in bans})), window // 60
+    last = "".join(f"{time.strftime('%FT%TZ', time.gmtime(t))} {address} ({name})\n"
+                   for t, name, address in bans[:-11:-1])
+    status = report(f"odoo-hosting {os.uname().nodename}: {len(bans)} fail2ban bans in {minutes} min ({jails})",
+                    f"{len(bans)} bans within {minutes} minutes (threshold {threshold}), jails: {jails}.\n"
+                    f"No further alert for {minutes} minutes. Last bans:\n{last}")
+    # Not reported: the next ban tries again.
+    if status:
+        ban_state(lambda state: state.pop("alerted", None))
+    return status
+
+
+def main(argv):
+    if len(argv) == 6 and argv[1] == "--ban":
+        return ban(argv[2], argv[3], int(argv[4]), int(argv[5]))
+    if len(argv) != 2:
+        print(f"usage: {PROG} SUBJECT  (message on stdin) | --ban JAIL IP THRESHOLD WINDOW", file=sys.stderr)
+        return 2
+    return report(argv[1], sys.stdin.read() or argv[1])
 
 
 if __name__ == "__main__":
