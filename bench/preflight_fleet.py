@@ -1,6 +1,6 @@
 """Measure preflight on a fleet: N copies of every example stack of a program, one run.
 
-    .venv/bin/python bench/preflight_fleet.py [--program DIR] [--copies 40] [--policy-pack DIR]
+    .venv/bin/python bench/preflight_fleet.py [--program DIR] [--copies 40] [--policy-pack DIR] [--jobs N]
 
 Copies the program directory to a temporary directory (without `.venv`,
 `.git` and caches), writes `Pulumi.bench-<suffix>-NN.yaml` for each
@@ -30,6 +30,7 @@ def main() -> int:
     p.add_argument("--program", default=REPO_ROOT)
     p.add_argument("--copies", type=int, default=40)
     p.add_argument("--policy-pack", default=os.path.join(REPO_ROOT, "policies"))
+    p.add_argument("--jobs", type=int, help="passed to preflight (default: its own, one worker per CPU)")
     args = p.parse_args()
 
     program = os.path.abspath(args.program)
@@ -56,7 +57,7 @@ def main() -> int:
         start = time.perf_counter()
         proc = subprocess.run(
             [sys.executable, "-m", "preflight", "--program", work, "--policy-pack", args.policy_pack,
-             "--json", verdict, "--quiet"],
+             "--json", verdict, "--quiet", *(["--jobs", str(args.jobs)] if args.jobs else [])],
             cwd=REPO_ROOT, capture_output=True, text=True,
         )
         total_ms = (time.perf_counter() - start) * 1000
@@ -68,7 +69,7 @@ def main() -> int:
         stacks = json.load(open(verdict))["stacks"] if os.path.exists(verdict) else []
         errors = sum(1 for s in stacks if s["error"])
         resources = sum(s["resources"] for s in stacks)
-        print(f"program: {program}")
+        print(f"program: {program}" + (f", --jobs {args.jobs}" if args.jobs else ""))
         print(f"stacks: {n} ({len(sources)} stack files x {args.copies}), resources: {resources}, "
               f"stack errors: {errors}, exit code: {proc.returncode}")
         print(f"total: {total_ms:.0f} ms (process start, pack start-up, all stacks)")

@@ -7,6 +7,7 @@ stack failed, bad arguments or policy config, the pack did not start).
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import sys
@@ -113,6 +114,10 @@ def _main(args: argparse.Namespace) -> int:
     try:
         overrides_data = _load_policy_config(args.policy_config) if args.policy_config else None
         plan = [] if args.list_policies else _plan(args)
+        # What is imported by now (pulumi, grpc, protobuf) lives as long as the
+        # process: out of the garbage collector's sight, in workers too.
+        gc.collect()
+        gc.freeze()
         # Workers first: they must be forked before the pack's gRPC starts.
         runner = Runner(plan, args.jobs or os.cpu_count() or 1)
         pack = PolicyPackProcess(args.policy_pack)
