@@ -121,6 +121,20 @@ def _shell_comment_lines(lines: list[str]) -> set[int]:
     return drop
 
 
+def _parse_python(script: str) -> ast.Module:
+    # CPython 3.11 can raise a spurious "AST constructor recursion depth
+    # mismatch" SystemError when another thread runs Python code while the
+    # tree is built (python/cpython#106905); Pulumi's SDK runs threads. The
+    # parse itself is sound, so a second attempt gives the tree.
+    for attempt in range(3):
+        try:
+            return ast.parse(script)
+        except SystemError as e:
+            if "recursion depth mismatch" not in str(e) or attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
 def _python_comment_lines(script: str) -> set[int]:
     # A line whose first non-blank character is "#" is a comment unless it
     # lies inside a string literal's span. ast (C-fast) gives those spans;
@@ -129,7 +143,7 @@ def _python_comment_lines(script: str) -> set[int]:
     # tokenizer, ten times slower, decide.
     inside: set[int] = set()
     drop: set[int] = set()
-    for node in ast.walk(ast.parse(script)):
+    for node in ast.walk(_parse_python(script)):
         if isinstance(node, ast.JoinedStr) or (isinstance(node, ast.Constant) and isinstance(node.value, (str, bytes))):
             inside.update(range(node.lineno + 1, node.end_lineno + 1))
         elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and ast.get_docstring(node) \

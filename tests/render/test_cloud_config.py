@@ -208,3 +208,32 @@ def test_python_docstrings_go_only_where_code_remains():
 
 def test_other_files_are_left_alone():
     assert _without_comments("# a comment\nkey = value\n") == "# a comment\nkey = value\n"
+
+
+def test_python_parse_survives_cpython_spurious_recursion_mismatch(monkeypatch):
+    """CPython 3.11's ast can raise a spurious SystemError when threads run
+    (python/cpython#106905): the packer parses again; any other error stands."""
+    import importlib
+    module = importlib.import_module("components.hostconfig.cloud_config")  # the package re-exports a function of that name
+
+    real_parse, calls = ast.parse, []
+
+    def flaky(source, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise SystemError("AST constructor recursion depth mismatch (before=195, after=246)")
+        return real_parse(source, *args, **kwargs)
+
+    monkeypatch.setattr(module.ast, "parse", flaky)
+    assert isinstance(module._parse_python("x = 1\n"), ast.Module) and len(calls) == 2
+
+    def broken(source, *args, **kwargs):
+        raise SystemError("something else")
+
+    monkeypatch.setattr(module.ast, "parse", broken)
+    try:
+        module._parse_python("x = 1\n")
+    except SystemError as e:
+        assert "something else" in str(e)
+    else:
+        raise AssertionError("an unrelated SystemError must not be swallowed")
