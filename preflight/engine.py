@@ -565,15 +565,20 @@ _SUPPORTED_LOADERS = [
 ]
 
 
+def _forget_program_finders() -> None:
+    """Drop cached finders of program directories, so the next import asks the path hooks again."""
+    for path in list(sys.path_importer_cache):
+        if _in_program(path):
+            del sys.path_importer_cache[path]
+
+
 def _add_program_root(program_dir: str) -> None:
     root = os.path.abspath(program_dir)
     if root in _PROGRAM_ROOTS:
         return
     _PROGRAM_ROOTS.add(root)
     # Finders made before the root was known would keep the default loader.
-    for path in list(sys.path_importer_cache):
-        if _in_program(path):
-            del sys.path_importer_cache[path]
+    _forget_program_finders()
 
 
 @contextlib.contextmanager
@@ -581,18 +586,14 @@ def program_bytecode_cache(cache_dir: str):
     """While active, program modules' bytecode is written to and read from ``cache_dir``."""
     sys.path_hooks.insert(0, _program_path_hook)
     _CachedSourceLoader.cache_dir = cache_dir
-    for path in list(sys.path_importer_cache):
-        if _in_program(path):
-            del sys.path_importer_cache[path]
+    _forget_program_finders()
     try:
         yield
     finally:
         _CachedSourceLoader.cache_dir = None
         with contextlib.suppress(ValueError):
             sys.path_hooks.remove(_program_path_hook)
-        for path in list(sys.path_importer_cache):
-            if _in_program(path):
-                del sys.path_importer_cache[path]
+        _forget_program_finders()
 
 
 def _purge_program_modules(program_dir: str) -> dict:
