@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import dataclasses
 import functools
 import hashlib
 import importlib.machinery
@@ -32,7 +33,7 @@ from typing import Any, Optional
 from google.protobuf import json_format, struct_pb2
 
 import pulumi
-from pulumi import output as pulumi_output
+from pulumi import log as pulumi_log, output as pulumi_output
 from pulumi.runtime import resource as pulumi_resource_runtime, rpc as pulumi_rpc, settings as pulumi_settings
 from pulumi.runtime.config import set_all_config
 from pulumi.runtime.mocks import MockCallArgs, MockMonitor, Mocks
@@ -527,16 +528,34 @@ class _CachedSourceLoader(importlib.machinery.SourceFileLoader):
     would ignore those and recompile every package the program imports)."""
 
     cache_dir: Optional[str] = None
+    # (source path, mtime, size) -> code object. Every stack imports the
+    # program afresh, but a module's code is the same while its source is:
+    # the module body still runs anew each time, only reading and
+    # unmarshalling the bytecode (a twentieth of a stack) is spared.
+    # Code objects are immutable, so sharing them shares no state.
+    _code: dict[tuple, Any] = {}
 
     def get_code(self, fullname):
         if self.cache_dir is None:
             return super().get_code(fullname)
+        source_path = self.get_filename(fullname)
+        try:
+            stats = self.path_stats(source_path)
+            key = (source_path, stats["mtime"], stats.get("size"))
+        except OSError:
+            key = None
+        code = self._code.get(key) if key is not None else None
+        if code is not None:
+            return code
         saved = sys.pycache_prefix, sys.dont_write_bytecode
         sys.pycache_prefix, sys.dont_write_bytecode = self.cache_dir, False
         try:
-            return super().get_code(fullname)
+            code = super().get_code(fullname)
         finally:
             sys.pycache_prefix, sys.dont_write_bytecode = saved
+        if key is not None and code is not None:
+            self._code[key] = code
+        return code
 
 
 _PROGRAM_ROOTS: set[str] = set()
@@ -591,6 +610,7 @@ def program_bytecode_cache(cache_dir: str):
         yield
     finally:
         _CachedSourceLoader.cache_dir = None
+        _CachedSourceLoader._code.clear()
         with contextlib.suppress(ValueError):
             sys.path_hooks.remove(_program_path_hook)
         _forget_program_finders()
@@ -607,31 +627,74 @@ def _purge_program_modules(program_dir: str) -> dict:
     purged = {}
     for name, module in list(sys.modules.items()):
         path = getattr(module, "__file__", None)
-        if not path:
-            continue
-        path = os.path.abspath(path)
-        if not path.startswith(root) or "site-packages" in path:
-            continue
-        if any(path.startswith(p + os.sep) for p in _PROTECTED_ROOTS):
-            continue
-        purged[name] = sys.modules.pop(name)
+        if path and _purgeable(path if os.path.isabs(path) else os.path.abspath(path), root):
+            purged[name] = sys.modules.pop(name)
     return purged
+
+
+@functools.lru_cache(maxsize=None)
+def _purgeable(path: str, root: str) -> bool:
+    # Cached: the same few thousand module paths are asked about before and
+    # after every stack, and for an absolute path the answer depends on the
+    # strings alone.
+    path = os.path.normpath(path)
+    if not path.startswith(root) or "site-packages" in path:
+        return False
+    return not any(path.startswith(p + os.sep) for p in _PROTECTED_ROOTS)
+
+
+_COMPILED: dict[str, Any] = {}
+_ABSENT = object()
+
+
+def _exec_compiled_once(source, globals=None, locals=None, /, **kwargs):
+    """``exec`` for the dataclasses module: each generated source text is compiled once per process.
+
+    Every stack imports the program afresh, and each of its dataclasses has
+    its ``__init__``, ``__repr__``, ``__eq__``... generated as source text and
+    compiled: about a tenth of a stack's run, for text that is the same on
+    every stack. The code object is immutable, so executing a cached one in
+    the class's globals makes the same functions ``exec(text)`` would.
+    """
+    if globals is None:  # exec's own defaults: the caller's namespaces
+        frame = sys._getframe(1)
+        globals, locals = frame.f_globals, frame.f_locals if locals is None else locals
+    if isinstance(source, str):
+        code = _COMPILED.get(source)
+        if code is None:
+            code = _COMPILED[source] = compile(source, "<string>", "exec")
+        source = code
+    return exec(source, globals, locals, **kwargs)
+
+
+def _drop_debug(msg, resource=None, stream_id=None, ephemeral=None) -> None:
+    """``pulumi.log.debug``: the engine here keeps no debug messages (nor does ``pulumi preview``
+    without ``--debug``), so the SDK's few hundred per stack are not built and sent only to be
+    dropped. With a resource, the SDK would even start a task per message to await its URN."""
 
 
 @contextlib.contextmanager
 def _sdk_patches():
-    """The SDK replacements below, for the duration of one run (an in-process caller gets the SDK back)."""
+    """The replacements below, for the duration of one run (an in-process caller gets the originals back).
+
+    Four SDK functions, and the ``exec`` the dataclasses module finds (a
+    module global shadows the builtin; dataclasses has none of its own)."""
     targets = [(pulumi_resource_runtime, "_get_stack_trace", _no_stack_trace),
                (pulumi_stack, "wait_for_rpcs", _wait_for_rpcs),
-               (pulumi_rpc, "transfer_properties", _transfer_properties)]
-    saved = [(module, name, getattr(module, name)) for module, name, _ in targets]
+               (pulumi_rpc, "transfer_properties", _transfer_properties),
+               (dataclasses, "exec", _exec_compiled_once),
+               (pulumi_log, "debug", _drop_debug)]
+    saved = [(module, name, getattr(module, name, _ABSENT)) for module, name, _ in targets]
     for module, name, replacement in targets:
         setattr(module, name, replacement)
     try:
         yield
     finally:
         for module, name, original in saved:
-            setattr(module, name, original)
+            if original is _ABSENT:
+                delattr(module, name)
+            else:
+                setattr(module, name, original)
 
 
 def _describe_error(exc: BaseException) -> str:

@@ -108,3 +108,55 @@ def test_bytecode_cache_holds_program_modules_only(tmp_path):
     # Installed packages keep their own __pycache__ (a global prefix would recompile them all).
     assert not [p for p in cached if "site-packages" in str(p) or not str(p).startswith(program_root)]
     assert engine._program_path_hook not in sys.path_hooks
+
+
+def _write_program(root: Path, answer: str) -> None:
+    (root / "Pulumi.yaml").write_text("name: fresh\nruntime: python\n")
+    (root / "Pulumi.one.yaml").write_text("config: {}\n")
+    (root / "lib.py").write_text(
+        "import dataclasses\n"
+        "CALLS = []\n"
+        f"ANSWER = {answer!r}\n"
+        "@dataclasses.dataclass(frozen=True)\n"
+        "class Point:\n"
+        "    x: int\n"
+        "    y: int = 2\n"
+    )
+    (root / "__main__.py").write_text(
+        "import lib\n"
+        "lib.CALLS.append(1)\n"
+        "p = lib.Point(1)\n"
+        "print('calls', len(lib.CALLS), 'answer', lib.ANSWER, repr(p), p == lib.Point(1, 2), hash(p) == hash((1, 2)))\n"
+    )
+
+
+def test_program_modules_run_afresh_each_stack_and_edits_between_stacks_are_seen(tmp_path):
+    """Module bodies run anew per stack (state starts over) though their code and the dataclass
+    methods' code are compiled once; a module edited between stacks is read again."""
+    program = tmp_path / "program"
+    program.mkdir()
+    _write_program(program, "first")
+    outputs = []
+    with engine.program_bytecode_cache(str(tmp_path / "pycache")):
+        for answer in ("first", "first", "second, longer"):
+            if answer != "first":
+                _write_program(program, answer)
+            run = engine.run_stack(load_stack(str(program), "one"))
+            assert run.error is None, run.traceback
+            outputs.append(run.output.strip())
+            if len(outputs) == 1:
+                compiled = len(engine._COMPILED)
+    expected = "calls 1 answer {} Point(x=1, y=2) True True"
+    assert outputs == [expected.format("first")] * 2 + [expected.format("second, longer")]
+    # The second stack's dataclass compiled nothing new: its generated methods came from the cache.
+    assert compiled and len(engine._COMPILED) == compiled
+
+
+def test_sdk_patches_are_undone_after_a_run():
+    import dataclasses
+    import pulumi.log
+    debug = pulumi.log.debug
+    run = engine.run_stack(load_stack(str(ROOT), "example-public"))
+    assert run.error is None
+    assert not hasattr(dataclasses, "exec") and pulumi.log.debug is debug
+    assert pulumi.runtime.rpc.transfer_properties is not engine._transfer_properties
