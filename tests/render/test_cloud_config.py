@@ -9,6 +9,7 @@ import json
 import re
 import subprocess
 
+import pytest
 import yaml
 
 from components import hostconfig
@@ -204,6 +205,26 @@ def test_python_docstrings_go_only_where_code_remains():
                       '    """Only a docstring."""\n'
     assert _python_code(shipped) == _python_code(source)
     assert _python_code(shipped.replace("    return 1\n", "    return 2\n")) != _python_code(source)
+
+
+@pytest.mark.parametrize("body", [
+    'V = """x\n# in a two-line string"""\n',
+    'X = [1, """a\n# in a list\n"""]\n',
+    'Y = (f"""{1}\n# in an f-string\n""")\n',
+    'def f():\n    """Doc."""\n    return """\n# in a returned string\n"""\n',
+])
+def test_python_hash_lines_inside_strings_are_kept(body):
+    """A line starting with "#" inside a string is data, whatever the string sits in."""
+    source = f'#!/usr/bin/python3\n"""Usage."""\n{body}# a comment\nprint(1)\n'
+    shipped = _without_comments(source)
+    kept = [line for line in source.splitlines() if line not in ("# a comment", '    """Doc."""')]
+    assert shipped.splitlines() == kept
+    assert _python_code(shipped) == _python_code(source)
+
+
+def test_python_comments_between_joined_strings_are_dropped():
+    source = '#!/usr/bin/python3\nZ = ("a"\n     # between the parts\n     "b")\n# a comment\nprint(Z)\n'
+    assert _without_comments(source) == '#!/usr/bin/python3\nZ = ("a"\n     "b")\nprint(Z)\n'
 
 
 def test_other_files_are_left_alone():
