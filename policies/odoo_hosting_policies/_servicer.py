@@ -115,6 +115,37 @@ class FastAnalyzerServicer(_lib._PolicyAnalyzerServicer):
         prov = request.provider
         return PolicyProviderResource(prov.type, _props(prov.properties), prov.urn, prov.name)
 
+    def Configure(self, request, context):  # noqa: N802 - gRPC method name
+        self._plans = {}  # enforcement levels may have changed
+        return super().Configure(request, context)
+
+    def _plan(self, type_: str) -> list:
+        """What ``Analyze`` does with each policy for a resource of this type, in policy order.
+
+        ("skip", name, reason) answers "not applicable" without calling the
+        policy; ("run", policy, level) calls it. Depends only on the type and
+        the enforcement levels, so it is made once per type (again after Configure)."""
+        plans = self.__dict__.setdefault("_plans", {})
+        plan = plans.get(type_)
+        if plan is None:
+            plan = []
+            for policy in self._PolicyAnalyzerServicer__policies:  # type: ignore[attr-defined]
+                enforcement_level = self._get_enforcement_level(policy)
+                if enforcement_level == EnforcementLevel.DISABLED or not isinstance(policy, ResourceValidationPolicy):
+                    continue
+                if not policy.has_validation():
+                    plan.append(("skip", policy.name, "Policy does not implement validate"))
+                    continue
+                applies_to = getattr(policy, APPLIES_TO_ATTR, None)
+                if applies_to is not None and not applies_to[0](type_):
+                    plan.append(("skip", policy.name, applies_to[1]))
+                    continue
+                if enforcement_level == EnforcementLevel.REMEDIATE:
+                    enforcement_level = EnforcementLevel.MANDATORY
+                plan.append(("run", policy, enforcement_level))
+            plans[type_] = plan
+        return plan
+
     def Analyze(self, request, _context):  # noqa: N802 - gRPC method name
         self._configure_runtime_settings()
         response = proto.AnalyzeResponse()
@@ -122,24 +153,15 @@ class FastAnalyzerServicer(_lib._PolicyAnalyzerServicer):
         opts = _Lazy(lambda: self._get_resource_options(request))
         provider = _Lazy(lambda: self._get_provider_resource(request))
         stack_tags = self._PolicyAnalyzerServicer__stack_tags  # type: ignore[attr-defined]
+        not_applicable = response.not_applicable
 
-        for policy in self._PolicyAnalyzerServicer__policies:  # type: ignore[attr-defined]
-            enforcement_level = self._get_enforcement_level(policy)
-            if enforcement_level == EnforcementLevel.DISABLED or not isinstance(policy, ResourceValidationPolicy):
+        for action, policy, detail in self._plan(request.type):
+            if action == "skip":
+                # add() builds the entry in place; append() would copy a built one.
+                not_applicable.add(policy_name=policy, reason=detail)
                 continue
-            if not policy.has_validation():
-                response.not_applicable.append(proto.PolicyNotApplicable(
-                    policy_name=policy.name, reason="Policy does not implement validate"))
-                continue
-            applies_to = getattr(policy, APPLIES_TO_ATTR, None)
-            if applies_to is not None and not applies_to[0](request.type):
-                response.not_applicable.append(proto.PolicyNotApplicable(
-                    policy_name=policy.name, reason=applies_to[1]))
-                continue
-            if enforcement_level == EnforcementLevel.REMEDIATE:
-                enforcement_level = EnforcementLevel.MANDATORY
             report_violation = self._create_report_violation(
-                response, policy.name, policy.description, enforcement_level, policy.severity)
+                response, policy.name, policy.description, detail, policy.severity)
             args = ResourceValidationArgs(request.type, props.get(), request.urn, request.name, opts.get(),
                                           provider.get(), self._get_policy_config(policy.name), stack_tags)
             self._run(policy, args, report_violation, response)
@@ -150,9 +172,18 @@ class FastAnalyzerServicer(_lib._PolicyAnalyzerServicer):
         resources: List[PolicyResource] = []
         links = []
         by_urn: Dict[str, PolicyResource] = {}
+        providers: Dict[str, tuple] = {}  # provider URN -> (its message, converted); most resources share one
         for r in request.resources:
+            provider = None
+            if r.HasField("provider"):
+                seen = providers.get(r.provider.urn)
+                if seen is not None and seen[0] == r.provider:
+                    provider = seen[1]
+                else:
+                    provider = self._get_provider_resource(r)
+                    providers[r.provider.urn] = (r.provider, provider)
             resource = PolicyResource(r.type, _props(r.properties), r.urn, r.name, self._get_resource_options(r),
-                                      self._get_provider_resource(r), None, [], {})
+                                      provider, None, [], {})
             resources.append(resource)
             by_urn[r.urn] = resource
             links.append((resource, r.parent, list(r.dependencies),

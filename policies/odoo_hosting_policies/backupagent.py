@@ -46,7 +46,11 @@ _SPAN_PART = re.compile(r"(\d+)\s*([a-z]*)")
 _CALENDAR_KEYWORDS = {"minutely": 60, "hourly": 3600, "daily": DAY, "weekly": 7 * DAY, "monthly": 28 * DAY}
 _DATE_EVERY_DAY = re.compile(r"^(\*|\*-\*)-\*$|^\*-\*-\*$")
 _TIME = re.compile(r"^\d{1,2}:\d{2}(:\d{2})?$")
-_PASSWORD_AT_REST = re.compile(r"(?m)(^|[\s;'\"])(RESTIC_PASSWORD\s*=\s*[^\s$'\"]|RESTIC_PASSWORD_FILE\s*=|--password-file\b)")
+# Starts with a literal, so the regex engine skips ahead to "R" or "-"; the
+# word start (line start, blank, ";" or a quote) is checked afterwards, in
+# _password_at_rest: a leading (^|[...]) group made every position a candidate
+# and this search, over every file the host gets, 3x slower.
+_PASSWORD_SETTING = re.compile(r"RESTIC_PASSWORD\s*=\s*[^\s$'\"]|RESTIC_PASSWORD_FILE\s*=|--password-file\b")
 _S3_AWS = re.compile(r"s3:(?:https?://)?s3(?:[.-]([a-z0-9-]+))?\.amazonaws\.com/", re.IGNORECASE)
 
 
@@ -163,6 +167,17 @@ def _runs(argv: List[str], files: Dict[str, str], verb: str) -> bool:
     return "check" not in args
 
 
+def _password_at_rest(text: str) -> bool:
+    """Whether a word of ``text`` sets the restic password from the host (a variable, a file, a flag)."""
+    m = _PASSWORD_SETTING.search(text)
+    while m is not None:
+        start = m.start()
+        if start == 0 or text[start - 1].isspace() or text[start - 1] in ";'\"":
+            return True
+        m = _PASSWORD_SETTING.search(text, start + 1)  # every start, as the one-regex form tried
+    return False
+
+
 def assess_backup_agent(text: str) -> Tuple[List[str], Optional[str]]:
     """(findings, not-judgeable reason) for the backup agent set up by this user-data."""
     try:
@@ -211,7 +226,7 @@ def assess_backup_agent(text: str) -> Tuple[List[str], Optional[str]]:
             if not t.enabled:
                 findings.append(f"{t.name} is not enabled; add `systemctl enable --now {t.name}` to runcmd")
     everything = "\n".join(files.values()) + "\n" + runcmd
-    if _PASSWORD_AT_REST.search(everything):
+    if _password_at_rest(everything):
         findings.append("the restic password is stored on the host (RESTIC_PASSWORD=..., RESTIC_PASSWORD_FILE or "
                         "--password-file); use RESTIC_PASSWORD_COMMAND fetching it from Vault at run time (BKP-03)")
     for m in _S3_AWS.finditer(everything):

@@ -104,12 +104,27 @@ def test_a_service_without_failure_hook_is_a_violation():
     'export RESTIC_PASSWORD=hunter2-hunter2',
     "export RESTIC_PASSWORD_FILE=/root/.restic",
     "restic --password-file /root/pw snapshots",
+    "true;RESTIC_PASSWORD=hunter2-hunter2 restic snapshots",
+    "env 'RESTIC_PASSWORD=hunter2-hunter2' restic snapshots",
+    # The flag starts a word inside what an earlier, non-word-start match would cover.
+    "MY_RESTIC_PASSWORD= --password-file /root/pw",
 ])
 def test_a_password_at_rest_is_a_violation(leak):
     text = BASELINE.replace("      case \"$1\" in", f"      {leak}\n      case \"$1\" in")
     [message] = violations(text)
     assert "password is stored on the host" in message
     assert "hunter2" not in message
+
+
+@pytest.mark.parametrize("lookalike", [
+    "export MY_RESTIC_PASSWORD=hunter2-hunter2",
+    'export RESTIC_PASSWORD="$(vault-read restic)"',
+    "echo x--password-file",
+])
+def test_lookalikes_of_a_password_at_rest_are_not_violations(lookalike):
+    text = BASELINE.replace("      case \"$1\" in", f"      {lookalike}\n      case \"$1\" in")
+    assert text != BASELINE
+    assert violations(text) == []
 
 
 @pytest.mark.parametrize("url,region", [

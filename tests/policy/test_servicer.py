@@ -116,6 +116,25 @@ def test_fast_servicer_answers_as_the_library_does(stacks, config_name):
     assert all(seen.values()), seen
 
 
+def test_reconfiguring_after_answers_changes_the_answers_as_in_the_library(stacks):
+    """The fast servicer plans once per resource type; a later Configure must still take effect."""
+    fast, library = _servicer(FastAnalyzerServicer), _servicer(LibraryServicer)
+    cfg, resources = stacks[0]
+    per_resource, _ = PolicyPackProcess(str(POLICIES_DIR)).requests(resources)
+    # Not a Hetzner resource: hcloud-resource-eu-location answers "not applicable" while enabled.
+    request = next(r for r in per_resource if not r.type.startswith(("hcloud:", "pulumi:")))
+    skipped = []
+    for config_name in ("defaults", "levels and settings", "defaults"):
+        for servicer in (fast, library):
+            _configure(servicer, CONFIGS[config_name])
+        expected = library.Analyze(request, None)
+        assert fast.Analyze(request, None) == expected, f"{config_name}: {request.type}"
+        skipped.append({n.policy_name for n in expected.not_applicable})
+    # The configs change this answer, so a plan kept from before Configure would have failed above.
+    assert "hcloud-resource-eu-location" in skipped[0] - skipped[1]
+    assert skipped[2] == skipped[0]
+
+
 def test_fast_servicer_reports_the_same_policies():
     fast, library = _servicer(FastAnalyzerServicer), _servicer(LibraryServicer)
     assert fast.GetAnalyzerInfo(empty_pb2.Empty(), None) == library.GetAnalyzerInfo(empty_pb2.Empty(), None)
