@@ -26,6 +26,7 @@ import threading
 import time
 import traceback
 import uuid
+import concurrent.futures
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Optional
@@ -33,7 +34,7 @@ from typing import Any, Optional
 from google.protobuf import json_format, struct_pb2
 
 import pulumi
-from pulumi import log as pulumi_log, output as pulumi_output
+from pulumi import _types as pulumi_types, log as pulumi_log, output as pulumi_output
 from pulumi.runtime import resource as pulumi_resource_runtime, rpc as pulumi_rpc, settings as pulumi_settings
 from pulumi.runtime.config import set_all_config
 from pulumi.runtime.mocks import MockCallArgs, MockMonitor, Mocks
@@ -673,17 +674,41 @@ def _drop_debug(msg, resource=None, stream_id=None, ephemeral=None) -> None:
     dropped. With a resource, the SDK would even start a task per message to await its URN."""
 
 
+def _memoized(function):
+    """``function`` of one hashable argument, remembered for one run.
+
+    For ``pulumi._types.unwrap_type``: the SDK unwraps the declared type of
+    every input it serializes (about a thousand per stack, a few dozen
+    distinct) through several ``typing`` introspections, a twentieth of a
+    stack. The answer depends on the type hint alone; the memo dies with
+    the run."""
+    seen: dict = {}
+
+    @functools.wraps(function)
+    def memoized(arg):
+        try:
+            return seen[arg]
+        except KeyError:
+            result = seen[arg] = function(arg)
+            return result
+        except TypeError:  # unhashable
+            return function(arg)
+
+    return memoized
+
+
 @contextlib.contextmanager
 def _sdk_patches():
     """The replacements below, for the duration of one run (an in-process caller gets the originals back).
 
-    Four SDK functions, and the ``exec`` the dataclasses module finds (a
+    Five SDK functions, and the ``exec`` the dataclasses module finds (a
     module global shadows the builtin; dataclasses has none of its own)."""
     targets = [(pulumi_resource_runtime, "_get_stack_trace", _no_stack_trace),
                (pulumi_stack, "wait_for_rpcs", _wait_for_rpcs),
                (pulumi_rpc, "transfer_properties", _transfer_properties),
                (dataclasses, "exec", _exec_compiled_once),
-               (pulumi_log, "debug", _drop_debug)]
+               (pulumi_log, "debug", _drop_debug),
+               (pulumi_types, "unwrap_type", _memoized(pulumi_types.unwrap_type))]
     saved = [(module, name, getattr(module, name, _ABSENT)) for module, name, _ in targets]
     for module, name, replacement in targets:
         setattr(module, name, replacement)
@@ -803,19 +828,30 @@ def _restore_thread_loop_state(state: tuple) -> None:
         local._set_called = set_called
 
 
-_EXECUTOR: Optional[tuple[int, ThreadPoolExecutor]] = None
+class _InlineExecutor(ThreadPoolExecutor):
+    """The SDK's monitor calls, run at once on the event loop's thread.
 
+    The SDK hands every call to its monitor (register a resource, invoke,
+    register outputs) to the loop's default executor, made for a gRPC
+    monitor in another process. Here the monitor is ``RecordingMonitor``,
+    plain Python that never blocks, so a thread pool only added a thread
+    switch, a wake-up of the loop and GIL contention per call (about a
+    tenth of a stack). A ThreadPoolExecutor by type (the loop accepts
+    nothing else) that never starts a thread; the result or exception is
+    handed back in a finished future, as a pool thread would."""
 
-def _rpc_executor() -> ThreadPoolExecutor:
-    """The threads the SDK makes its monitor calls on, shared by the stacks this process runs.
+    def __init__(self) -> None:
+        super().__init__(max_workers=1, thread_name_prefix="preflight-inline")
 
-    A fresh event loop gets a fresh default executor, which starts its
-    threads again for every stack: about a tenth of a stack's run. Threads
-    do not survive fork, so a forked worker makes its own."""
-    global _EXECUTOR
-    if _EXECUTOR is None or _EXECUTOR[0] != os.getpid():
-        _EXECUTOR = (os.getpid(), ThreadPoolExecutor(max_workers=4, thread_name_prefix="preflight-rpc"))
-    return _EXECUTOR[1]
+    def submit(self, fn, /, *args, **kwargs):
+        future: concurrent.futures.Future = concurrent.futures.Future()
+        try:
+            result = fn(*args, **kwargs)
+        except BaseException as exc:  # noqa: BLE001 - as a pool thread would: onto the future
+            future.set_exception(exc)
+        else:
+            future.set_result(result)
+        return future
 
 
 def run_stack(cfg: StackConfig) -> StackRun:
@@ -843,7 +879,7 @@ def run_stack(cfg: StackConfig) -> StackRun:
         )
         set_all_config(dict(cfg.config), list(cfg.secret_keys))
         loop = asyncio.new_event_loop()
-        loop.set_default_executor(_rpc_executor())
+        loop.set_default_executor(_InlineExecutor())
         asyncio.set_event_loop(loop)
         # Errors of stray tasks are reported through run_in_stack; keep the loop quiet.
         loop.set_exception_handler(lambda _loop, _ctx: None)

@@ -155,8 +155,47 @@ def test_program_modules_run_afresh_each_stack_and_edits_between_stacks_are_seen
 def test_sdk_patches_are_undone_after_a_run():
     import dataclasses
     import pulumi.log
-    debug = pulumi.log.debug
+    from pulumi import _types
+    debug, unwrap_type = pulumi.log.debug, _types.unwrap_type
     run = engine.run_stack(load_stack(str(ROOT), "example-public"))
     assert run.error is None
-    assert not hasattr(dataclasses, "exec") and pulumi.log.debug is debug
+    assert not hasattr(dataclasses, "exec") and pulumi.log.debug is debug and _types.unwrap_type is unwrap_type
     assert pulumi.runtime.rpc.transfer_properties is not engine._transfer_properties
+
+
+def test_memoized_unwrap_type_answers_as_the_sdk_does():
+    from typing import Mapping, Optional, Sequence
+
+    import pulumi
+    import pulumi_hcloud
+    from pulumi import _types
+
+    sdk = _types.unwrap_type
+    memo = engine._memoized(sdk)
+    hints = [
+        str, Optional[str], pulumi.Output[str], pulumi.Input[str], Optional[pulumi.Input[str]],
+        pulumi.Input[Sequence[pulumi.Input[str]]], Optional[pulumi.Input[Mapping[str, pulumi.Input[str]]]],
+        pulumi.Input["pulumi_hcloud.FirewallRuleArgs"], pulumi.Input[pulumi_hcloud.FirewallRuleArgs],
+        pulumi.InputType[pulumi_hcloud.FirewallRuleArgs],
+        [str],  # unhashable: answered without the memo
+    ]
+    for _ in range(2):  # the second round is answered from the memo
+        assert [memo(h) for h in hints] == [sdk(h) for h in hints]
+    assert memo(pulumi.Output[str]) is str and memo(Optional[str]) is str
+
+
+def test_monitor_calls_run_inline_on_the_loop_thread():
+    """The SDK's executor calls finish before submit returns, on the caller's thread, errors included."""
+    import threading
+
+    executor = engine._InlineExecutor()
+    done = executor.submit(lambda a, b=0: (a + b, threading.get_ident()), 1, b=2)
+    assert done.done() and done.result() == (3, threading.get_ident())
+    failed = executor.submit(lambda: 1 / 0)
+    assert failed.done() and isinstance(failed.exception(), ZeroDivisionError)
+
+    before = {t.ident for t in threading.enumerate()}
+    run = engine.run_stack(load_stack(str(ROOT), "example-private"))
+    assert run.error is None and len(run.resources) > 60
+    started = [t.name for t in threading.enumerate() if t.ident not in before]
+    assert started == [], f"a stack started threads: {started}"
