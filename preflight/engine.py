@@ -26,8 +26,7 @@ import threading
 import time
 import traceback
 import uuid
-import concurrent.futures
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
@@ -844,7 +843,7 @@ class _InlineExecutor(ThreadPoolExecutor):
         super().__init__(max_workers=1, thread_name_prefix="preflight-inline")
 
     def submit(self, fn, /, *args, **kwargs):
-        future: concurrent.futures.Future = concurrent.futures.Future()
+        future: Future = Future()
         try:
             result = fn(*args, **kwargs)
         except BaseException as exc:  # noqa: BLE001 - as a pool thread would: onto the future
@@ -892,7 +891,6 @@ def run_stack(cfg: StackConfig) -> StackRun:
             if pending:
                 with contextlib.suppress(BaseException):
                     loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
-            loop._default_executor = None  # shared with the next stack's loop: close must not shut it down
             loop.close()
             # Outputs of this run that never settled belong to the closed loop.
             with pulumi_settings.SETTINGS.lock:
