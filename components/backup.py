@@ -28,6 +28,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.hostconfig.backup import backup_bucket_name, repository_url
+from components.hostconfig.bundle import bundle_key, bundle_sha256
 from components.rotation import SLOTS, Rotation
 from components.secrets import SECRET_NAME_AWS_KEY_ID, SECRET_NAME_AWS_SECRET
 
@@ -113,6 +114,9 @@ class BackupStorageArgs:
     """The client's incident SNS topic; the backup identity may publish to it (INC-01)."""
     incident_key_arn: Optional[pulumi.Input[str]] = None
     """The KMS key that encrypts that topic (publishers need GenerateDataKey/Decrypt on it)."""
+    host_bundle: Optional[str] = None
+    """The host bundle (components.hostconfig.render_bundle): stored under ``host-bundle/<sha256>.yaml``,
+    where the host fetches it with this identity's credential."""
 
     def __post_init__(self) -> None:
         if not self.region.startswith("eu-"):
@@ -179,7 +183,7 @@ class BackupStorage(pulumi.ComponentResource):
             f"{name}-versioning", bucket=bucket.id,
             versioning_configuration=aws.s3.BucketVersioningVersioningConfigurationArgs(status="Enabled"),
             opts=child)
-        aws.s3.BucketServerSideEncryptionConfiguration(
+        encryption = aws.s3.BucketServerSideEncryptionConfiguration(
             f"{name}-encryption", bucket=bucket.id,
             rules=[aws.s3.BucketServerSideEncryptionConfigurationRuleArgs(
                 apply_server_side_encryption_by_default=aws.s3.
@@ -188,7 +192,7 @@ class BackupStorage(pulumi.ComponentResource):
                 bucket_key_enabled=True,
             )],
             opts=child)
-        aws.s3.BucketObjectLockConfiguration(
+        lock = aws.s3.BucketObjectLockConfiguration(
             f"{name}-object-lock", bucket=bucket.id, object_lock_enabled="Enabled",
             rule=aws.s3.BucketObjectLockConfigurationRuleArgs(
                 default_retention=aws.s3.BucketObjectLockConfigurationRuleDefaultRetentionArgs(
@@ -218,6 +222,16 @@ class BackupStorage(pulumi.ComponentResource):
             f"{name}-tls-only", bucket=bucket.id, policy=bucket.arn.apply(render_bucket_policy),
             # A bucket policy is refused while the public access block is being set.
             opts=pulumi.ResourceOptions(parent=self, provider=provider, depends_on=[public_block, ownership]))
+
+        self.host_bundle_object: Optional[aws.s3.BucketObjectv2] = None
+        if args.host_bundle is not None:
+            # Content-addressed: a changed bundle is a new object; the old ones stay (locked, and
+            # a record of what each host ran), so the program never deletes them.
+            self.host_bundle_object = aws.s3.BucketObjectv2(
+                f"{name}-host-bundle", bucket=bucket.id, key=bundle_key(bundle_sha256(args.host_bundle)),
+                content=args.host_bundle, content_type="application/yaml", checksum_algorithm="SHA256",
+                opts=pulumi.ResourceOptions(parent=self, provider=provider, retain_on_delete=True,
+                                            depends_on=[encryption, lock]))
 
         user = aws.iam.User(f"{name}-user", name=f"odoo-hosting-{args.client_id}-backup", path="/odoo-hosting/",
                             opts=child)

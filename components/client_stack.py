@@ -29,7 +29,7 @@ from components.rotation import Rotation, utc_today
 from components.secrets import ClientSecrets, ClientSecretsArgs
 from components.firewall import ClientFirewall, ClientFirewallArgs
 from components.host import Host, HostArgs
-from components.hostconfig import render_cloud_config
+from components.hostconfig import render_host
 from components.settings import Settings, load_secret
 from components.vpn import WireGuardHostKey, WireGuardHostKeyArgs
 
@@ -101,6 +101,26 @@ class ClientStack(pulumi.ComponentResource):
                             labels=s.labels),
             opts=child,
         )
+        # The host's software: user-data pins the bundle, which lives in the backup bucket.
+        host_config = render_host(s)
+        incidents = IncidentChannel(
+            f"{name}-incidents",
+            IncidentChannelArgs(client_id=s.client_id, region=s.incident_region, contacts=s.incident_contacts,
+                                tags=s.labels),
+            opts=child,
+        )
+        # Backups (BKP-01..05) and the client's Vault paths, policies and AppRoles (SEC-01/02).
+        rotation = Rotation(period_days=s.credential_rotation_days, today=args.today)
+        b = s.backup
+        backup = BackupStorage(
+            f"{name}-backup",
+            BackupStorageArgs(client_id=s.client_id, region=b.region, fast_restore_days=b.fast_restore_days,
+                              deep_archive_days=b.deep_archive_days, retention_days=b.retention_days,
+                              lock_days=b.lock_days, rotation=rotation, tags=s.labels,
+                              incident_topic_arn=incidents.topic_arn, incident_key_arn=incidents.key_arn,
+                              host_bundle=host_config.bundle),
+            opts=child,
+        )
         host = Host(
             f"{name}-host",
             HostArgs(
@@ -109,7 +129,7 @@ class ClientStack(pulumi.ComponentResource):
                 server_type=s.server_type,
                 image=s.image,
                 ssh_keys=s.ssh_keys,
-                user_data=render_cloud_config(s),
+                user_data=host_config.user_data,
                 firewall_id=firewall.firewall_id,
                 private_network=s.private_network,
                 private_subnet=s.private_subnet,
@@ -117,6 +137,8 @@ class ClientStack(pulumi.ComponentResource):
                 server_protection=s.server_protection,
                 labels=s.labels,
                 primary_ipv4_id=address.ipv4_id,
+                # It fetches the bundle at first boot.
+                ready=[backup.host_bundle_object],
             ),
             opts=child,
         )
@@ -143,23 +165,6 @@ class ClientStack(pulumi.ComponentResource):
                 internal_tls=not s.public,
                 labels=s.labels,
             ),
-            opts=child,
-        )
-        incidents = IncidentChannel(
-            f"{name}-incidents",
-            IncidentChannelArgs(client_id=s.client_id, region=s.incident_region, contacts=s.incident_contacts,
-                                tags=s.labels),
-            opts=child,
-        )
-        # Backups (BKP-01..05) and the client's Vault paths, policies and AppRoles (SEC-01/02).
-        rotation = Rotation(period_days=s.credential_rotation_days, today=args.today)
-        b = s.backup
-        backup = BackupStorage(
-            f"{name}-backup",
-            BackupStorageArgs(client_id=s.client_id, region=b.region, fast_restore_days=b.fast_restore_days,
-                              deep_archive_days=b.deep_archive_days, retention_days=b.retention_days,
-                              lock_days=b.lock_days, rotation=rotation, tags=s.labels,
-                              incident_topic_arn=incidents.topic_arn, incident_key_arn=incidents.key_arn),
             opts=child,
         )
         ClientSecrets(

@@ -10,7 +10,8 @@ What happens when the server must change (deliberate, see README):
   lives on the separate, protected LUKS volume, which the new server opens
   with the same key from Vault.
 * ``ssh_keys`` and ``image`` changes are ignored after creation: operator keys
-  reach the host through user-data (so key rotation is a user-data change),
+  reach the host through the host bundle, whose hash user-data pins (so key
+  rotation is a user-data change),
   and a newer image only matters for new servers; neither is worth an
   unplanned replacement.
 * Hetzner delete/rebuild protection is on by default, so even a planned
@@ -52,6 +53,8 @@ class HostArgs:
     data_volume_gb: int
     server_protection: bool
     labels: Mapping[str, str]
+    ready: Sequence[Optional[pulumi.Resource]] = ()
+    """What must exist before the server boots (its host bundle)."""
     primary_ipv4_id: Optional[pulumi.Input[int]] = None
     """A pre-allocated primary IPv4 (:class:`components.address.HostAddress`): known before the
     server exists, kept across replacements; Vault binds the host's AppRoles to it."""
@@ -64,9 +67,10 @@ class HostArgs:
             # Caught at preview: Hetzner would refuse the server at `pulumi up`.
             raise ValueError(
                 f"the host's cloud-config is {size} bytes; Hetzner accepts at most {HETZNER_USER_DATA_LIMIT} "
-                f"(32 KiB) of user_data. Each WireGuard peer in odoo-hosting:vpn.peers adds about 100 bytes "
-                f"and each outside connection or domain a few dozen: trim the stack config, or move a file "
-                f"out of the cloud-config (components/hostconfig).")
+                f"(32 KiB) of user_data. It holds the Vault fetcher and the coordinates in boot.json "
+                f"(odoo-hosting:clientId, odoo-hosting:vaultAddress, odoo-hosting:adminUser, the backup region): "
+                f"shorten those, or move a file from first_boot_files into the host bundle "
+                f"(components/hostconfig/cloud_config.py).")
         if not self.ssh_keys:
             raise ValueError("a server needs at least one SSH key")
         if not self.private_subnet.subnet_of(self.private_network):
@@ -132,6 +136,7 @@ class Host(pulumi.ComponentResource):
                 parent=self,
                 delete_before_replace=True,
                 ignore_changes=["sshKeys", "image"],
+                depends_on=[r for r in args.ready if r is not None],
             ),
         )
         server_id = server.id.apply(int)

@@ -2,15 +2,20 @@
 
 Pure renderers for every file the client's host gets (sshd, nftables,
 fail2ban, unattended-upgrades, LUKS data volume, WireGuard, the Vault
-boot-secret fetcher) and :func:`render_cloud_config`, which puts them
-together into the server's ``#cloud-config`` user_data.
+boot-secret fetcher) and :func:`render_host`, which splits them into the
+server's ``#cloud-config`` user_data (first boot: the Vault fetcher and the
+bundle pin) and the host bundle (everything else, see :mod:`.bundle`).
 """
 
 from .boot_secrets import (
     VAULT_NETWORK_WAIT_SECONDS, WRAPPED_SECRET_ID_WAIT_SECONDS, approle_role_id, boot_kv_path, render_boot_config,
     render_secret_fetch_script, resolve_vault_address,
 )
-from .cloud_config import HETZNER_USER_DATA_LIMIT, PACKAGES, cloud_config, render_cloud_config, write_files
+from .bundle import BUNDLE_HEADER, BundlePin, bundle_key, bundle_sha256
+from .cloud_config import (
+    HETZNER_USER_DATA_LIMIT, PACKAGES, HostConfiguration, bundle_files, cloud_config, render_bundle,
+    render_cloud_config, render_host, write_files,
+)
 from .data_volume import (
     LUKS_CIPHER, LUKS_HASH, LUKS_KEY_BITS, LUKS_PBKDF, LUKS_TYPE, render_data_volume_script,
     render_data_volume_unit,

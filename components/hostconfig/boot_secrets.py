@@ -15,7 +15,7 @@ from importlib import resources
 from components.settings import Settings
 
 from .paths import (
-    BOOT_CONFIG_PATH, DEFAULT_VAULT_ADDRESS, SECRET_FETCH_PATH, VAULT_KV_MOUNT, VAULT_TOKEN_CACHE_PATH, WRAPPED_SECRET_ID_PATH,
+    BOOT_CONFIG_PATH, BUNDLE_CACHE_PATH, DEFAULT_VAULT_ADDRESS, SECRET_FETCH_PATH, VAULT_KV_MOUNT, VAULT_TOKEN_CACHE_PATH, WRAPPED_SECRET_ID_PATH,
 )
 
 WRAPPED_SECRET_ID_WAIT_SECONDS = 600
@@ -41,7 +41,8 @@ def boot_kv_path(client_id: str) -> str:
 
 def render_secret_fetch_script() -> str:
     text = resources.files(__package__).joinpath("assets", "odoo-hosting-secret.py").read_text(encoding="utf-8")
-    return text.replace("@SCRIPT_PATH@", SECRET_FETCH_PATH).replace("@BOOT_CONFIG_PATH@", BOOT_CONFIG_PATH)
+    return (text.replace("@SCRIPT_PATH@", SECRET_FETCH_PATH).replace("@BOOT_CONFIG_PATH@", BOOT_CONFIG_PATH)
+            .replace("@BUNDLE_CACHE_PATH@", BUNDLE_CACHE_PATH))
 
 
 def resolve_vault_address(settings: Settings, vault_address: Optional[str] = None) -> str:
@@ -49,21 +50,24 @@ def resolve_vault_address(settings: Settings, vault_address: Optional[str] = Non
     return vault_address or getattr(settings, "vault_address", None) or DEFAULT_VAULT_ADDRESS
 
 
-def render_boot_config(settings: Settings, *, vault_address: Optional[str] = None) -> str:
+def render_boot_config(settings: Settings, *, vault_address: Optional[str] = None, bundle=None) -> str:
+    """``bundle``: the :class:`~.bundle.BundlePin` the host installs (``--bundle``)."""
     config = {
         "vault_address": resolve_vault_address(settings, vault_address),
-        "ca_file": None,
         "role_id": approle_role_id(settings.client_id),
         # No secret-id delivered: the host asks Vault for a wrapped one through
         # this address-bound role (components/secrets.py, README "secret-zero").
         "bootstrap_role_id": bootstrap_role_id(settings.client_id),
-        "approle_path": "approle",
         "kv_mount": VAULT_KV_MOUNT,
         "kv_path": boot_kv_path(settings.client_id),
-        "kv_paths": {"boot": boot_kv_path(settings.client_id), "backup": f"clients/{settings.client_id}/backup"},
+        "kv_paths": {"backup": f"clients/{settings.client_id}/backup"},
         "wrapped_secret_id_path": WRAPPED_SECRET_ID_PATH,
         "token_cache_path": VAULT_TOKEN_CACHE_PATH,
         "wait_seconds": WRAPPED_SECRET_ID_WAIT_SECONDS,
         "network_wait_seconds": VAULT_NETWORK_WAIT_SECONDS,
     }
-    return json.dumps(config, indent=2, sort_keys=True) + "\n"
+    if bundle is not None:
+        config["bundle"] = bundle.as_json()
+        if bundle.sns_endpoint:
+            config["sns_endpoint"] = bundle.sns_endpoint
+    return json.dumps(config, indent=1, sort_keys=True) + "\n"

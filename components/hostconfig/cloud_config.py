@@ -7,12 +7,7 @@ deterministic function of the settings).
 
 from __future__ import annotations
 
-import ast
-import base64
-import gzip
-import io
-import re
-import tokenize
+from dataclasses import dataclass
 from typing import Any, Optional
 
 import yaml
@@ -21,6 +16,7 @@ from components.settings import Settings
 
 from .backup import BACKUP_PACKAGES, BACKUP_TIMERS, backup_write_files
 from .boot_secrets import render_boot_config, render_secret_fetch_script
+from .bundle import BUNDLE_HEADER, BUNDLE_UNIT_NAME, BUNDLE_UNIT_PATH, BundlePin, bundle_pin, render_bundle_unit
 from .data_volume import render_data_volume_script, render_data_volume_unit
 from .docker import DOCKER_PACKAGES, docker_runcmd, docker_write_files
 from .fail2ban import (
@@ -41,7 +37,7 @@ HETZNER_USER_DATA_LIMIT = 32 * 1024
 """Hetzner refuses user_data above 32 KiB."""
 
 PACKAGES = (
-    "nftables", "fail2ban", "python3-systemd", "unattended-upgrades", "cryptsetup", "wireguard-tools",
+    "curl", "nftables", "fail2ban", "python3-systemd", "unattended-upgrades", "cryptsetup", "wireguard-tools",
     *BACKUP_PACKAGES,
     *DOCKER_PACKAGES,
 )
@@ -51,14 +47,14 @@ def _file(path: str, content: str, permissions: str, owner: str = ROOT_OWNER) ->
     return {"path": path, "owner": owner, "permissions": permissions, "content": content}
 
 
-def write_files(settings: Settings, *, vault_address: Optional[str] = None) -> list[dict[str, Any]]:
-    """Every file the host gets, with explicit owner and mode; executables packed (see :func:`_pack_executable`)."""
-    return [_pack_executable(f) for f in _unpacked_files(settings, vault_address=vault_address)]
-
-
-def _unpacked_files(settings: Settings, *, vault_address: Optional[str] = None) -> list[dict[str, Any]]:
+def bundle_files(settings: Settings) -> list[dict[str, Any]]:
+    """The host bundle's files: everything the host gets after its Vault login, plain text."""
+    admin = settings.admin_user
     return [
         _file(SSHD_DROPIN_PATH, render_sshd_dropin(settings), "0644"),
+        # Here, not in user-data's users: user-data stays the same size whatever the team's size.
+        _file(f"/home/{admin}/.ssh/authorized_keys", "".join(f"{key.public_key}\n" for key in settings.ssh_keys),
+              "0600", owner=f"{admin}:{admin}"),
         _file(NFTABLES_PATH, render_nftables(settings), "0755"),
         _file(FAIL2BAN_JAIL_PATH, render_fail2ban_jail(settings), "0644"),
         _file(FAIL2BAN_ODOO_FILTER_PATH, render_fail2ban_odoo_filter(), "0644"),
@@ -67,8 +63,6 @@ def _unpacked_files(settings: Settings, *, vault_address: Optional[str] = None) 
         _file(ODOO_LOG_PATH, "", "0640", owner="root:adm"),
         _file(UNATTENDED_UPGRADES_PATH, render_unattended_upgrades(settings), "0644"),
         _file(APT_TIMER_OVERRIDE_PATH, render_apt_timer_override(settings), "0644"),
-        _file(BOOT_CONFIG_PATH, render_boot_config(settings, vault_address=vault_address), "0644"),
-        _file(SECRET_FETCH_PATH, render_secret_fetch_script(), "0700"),
         _file(DATA_VOLUME_SCRIPT_PATH, render_data_volume_script(settings), "0700"),
         _file(DATA_VOLUME_UNIT_PATH, render_data_volume_unit(settings), "0644"),
         _file(WIREGUARD_CONFIG_PATH, render_wireguard_config(settings), "0600"),
@@ -77,105 +71,52 @@ def _unpacked_files(settings: Settings, *, vault_address: Optional[str] = None) 
     ]
 
 
-def _pack_executable(entry: dict[str, Any]) -> dict[str, Any]:
-    """Scripts (mode 0700) travel as ``encoding: gz+b64``, without their inner comments
-    (:func:`_without_comments`): Hetzner caps user-data at 32 KiB and the scripts
-    are most of it. Configuration stays plain text, so a reviewer and the policy
-    pack read it as is (the pack decodes gz+b64 too). gzip without a timestamp
-    keeps the user-data deterministic."""
-    if entry["permissions"] != "0700" or not entry["content"]:
-        return entry
-    script = _without_comments(entry["content"])
-    packed = base64.b64encode(gzip.compress(script.encode(), compresslevel=9, mtime=0)).decode()
-    return {**entry, "encoding": "gz+b64", "content": packed}
+def bundle_activation(settings: Settings) -> list[list[str]]:
+    """What the installer runs after writing a changed bundle (first boot, or a repaired file)."""
+    return [
+        ["systemctl", "daemon-reload"],
+        ["systemctl", "enable", "nftables.service"],
+        ["systemctl", "restart", "nftables.service"],
+        # sshd and the apt timer started before the bundle arrived: they re-read their files.
+        ["systemctl", "reload-or-restart", "ssh.service"],
+        ["systemctl", "restart", "apt-daily-upgrade.timer"],
+        ["systemctl", "enable", "--now", "--no-block", DATA_VOLUME_UNIT_NAME],
+        ["systemctl", "enable", "--now", "--no-block", f"wg-quick@{WIREGUARD_INTERFACE}.service"],
+        ["systemctl", "enable", "fail2ban.service"],
+        ["systemctl", "restart", "fail2ban.service"],
+        ["systemctl", "enable", "--now", *BACKUP_TIMERS],
+        *docker_runcmd(settings),
+    ]
 
 
-def _without_comments(script: str) -> str:
-    """The host's copy of a script keeps its header (what it is, how to run it) and
-    every line of code; the reasoning comments below the header, and Python's
-    function docstrings, stay in the repository (1.4 KB of user-data, 8% of the
-    packed scripts). tests/render/test_cloud_config.py holds the code to bash's
-    and Python's own parse of it."""
-    lines = script.splitlines(keepends=True)
-    if not lines or not lines[0].startswith("#!"):
-        return script
-    drop = _python_comment_lines(script) if "python" in lines[0] else _shell_comment_lines(lines)
-    return "".join(line for number, line in enumerate(lines, 1) if number not in drop)
+def first_boot_files(settings: Settings, pin: BundlePin, *, vault_address: Optional[str] = None
+                     ) -> list[dict[str, Any]]:
+    """What user-data writes: the Vault coordinates with the bundle pin, the fetcher and its unit."""
+    return [
+        _file(BOOT_CONFIG_PATH, render_boot_config(settings, vault_address=vault_address, bundle=pin), "0644"),
+        _file(SECRET_FETCH_PATH, render_secret_fetch_script(), "0700"),
+        _file(BUNDLE_UNIT_PATH, render_bundle_unit(), "0644"),
+    ]
 
 
-_HEREDOC = re.compile(r"<<-?\s*(['\"]?)(\w+)\1")
+def write_files(settings: Settings, *, vault_address: Optional[str] = None) -> list[dict[str, Any]]:
+    """Every file the host gets: user-data's, then the bundle's."""
+    host = render_host(settings, vault_address=vault_address)
+    return [*first_boot_files(settings, host.pin, vault_address=vault_address), *bundle_files(settings)]
 
 
-def _shell_comment_lines(lines: list[str]) -> set[int]:
-    drop: set[int] = set()
-    header, heredoc = True, None
-    for number, line in enumerate(lines[1:], 2):
-        header = header and line.startswith("#")
-        if heredoc:  # a heredoc's body is data, whatever it starts with
-            heredoc = None if line.strip() == heredoc else heredoc
-        elif line.lstrip().startswith("#"):
-            if not header:
-                drop.add(number)
-        elif match := _HEREDOC.search(line.replace("<<<", "")):
-            heredoc = match.group(2)
-    return drop
-
-
-def _parse_python(script: str) -> ast.Module:
-    # CPython 3.11 can raise a spurious "AST constructor recursion depth
-    # mismatch" SystemError when another thread runs Python code while the
-    # tree is built (python/cpython#106905); Pulumi's SDK runs threads. The
-    # parse itself is sound, so a second attempt gives the tree.
-    for attempt in range(3):
-        try:
-            return ast.parse(script)
-        except SystemError as e:
-            if "recursion depth mismatch" not in str(e) or attempt == 2:
-                raise
-    raise AssertionError("unreachable")
-
-
-def _python_comment_lines(script: str) -> set[int]:
-    # A line whose first non-blank character is "#" is a comment unless it
-    # lies inside a string literal's span. ast (C-fast) gives those spans;
-    # only when a "#" line falls inside one (a triple-quoted string, or a
-    # comment between the parts of an implicit concatenation) does the
-    # tokenizer, ten times slower, decide.
-    # Only nodes spanning several lines matter (a one-line string hides no
-    # line, a one-line def has no docstring of its own lines), so one-line
-    # subtrees, nine nodes in ten, are not walked.
-    inside: set[int] = set()
-    drop: set[int] = set()
-    todo: list[ast.AST] = [_parse_python(script)]
-    while todo:
-        node = todo.pop()
-        if isinstance(node, ast.JoinedStr) or (isinstance(node, ast.Constant) and isinstance(node.value, (str, bytes))):
-            inside.update(range(node.lineno + 1, node.end_lineno + 1))
-        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and ast.get_docstring(node) \
-                and len(node.body) > 1 and node.lineno < node.body[0].lineno:
-            drop.update(range(node.body[0].lineno, node.body[0].end_lineno + 1))
-        todo.extend(child for child in ast.iter_child_nodes(node)
-                    if getattr(child, "end_lineno", None) is None or child.end_lineno > child.lineno)
-    hashed = {number for number, line in enumerate(script.splitlines(), 1)
-              if number > 1 and line.lstrip().startswith("#")}
-    if hashed & inside:
-        hashed = {token.start[0] for token in tokenize.generate_tokens(io.StringIO(script).readline)
-                  if token.type == tokenize.COMMENT and token.start[0] > 1 and token.line.lstrip().startswith("#")}
-    return drop | hashed
-
-
-def cloud_config(settings: Settings, *, vault_address: Optional[str] = None) -> dict[str, Any]:
+def cloud_config(settings: Settings, pin: BundlePin, *, vault_address: Optional[str] = None) -> dict[str, Any]:
     """The cloud-config as plain data (before YAML)."""
     return {
         "ssh_pwauth": False,
         "disable_root": True,
+        # No key here: they come with the bundle (authorized_keys).
         "users": [{
             "name": settings.admin_user,
             "groups": "sudo",
             "sudo": "ALL=(ALL) NOPASSWD:ALL",
             "lock_passwd": True,
             "shell": "/bin/bash",
-            "ssh_authorized_keys": [key.public_key for key in settings.ssh_keys],
         }],
         # Leave the locale alone: setting one runs locale-gen/update-locale,
         # which minimal images lack, and cloud-init's locale module then fails.
@@ -187,18 +128,11 @@ def cloud_config(settings: Settings, *, vault_address: Optional[str] = None) -> 
         "package_update": True,
         "package_upgrade": True,
         "packages": list(PACKAGES),
-        "write_files": write_files(settings, vault_address=vault_address),
-        # The logic lives in the units and scripts above; units that wait for
-        # Vault start without blocking cloud-init.
+        "write_files": first_boot_files(settings, pin, vault_address=vault_address),
+        # The bundle waits for Vault: it installs without blocking cloud-init.
         "runcmd": [
             _Command(["systemctl", "daemon-reload"]),
-            _Command(["systemctl", "enable", "--now", "nftables.service"]),
-            _Command(["systemctl", "enable", "--now", "--no-block", DATA_VOLUME_UNIT_NAME]),
-            _Command(["systemctl", "enable", "--now", "--no-block", f"wg-quick@{WIREGUARD_INTERFACE}.service"]),
-            _Command(["systemctl", "enable", "fail2ban.service"]),
-            _Command(["systemctl", "restart", "fail2ban.service"]),
-            _Command(["systemctl", "enable", "--now", *BACKUP_TIMERS]),
-            *(_Command(c) for c in docker_runcmd(settings)),
+            _Command(["systemctl", "enable", "--now", "--no-block", BUNDLE_UNIT_NAME]),
         ],
     }
 
@@ -225,11 +159,38 @@ _Dumper.add_representer(
     _Command, lambda dumper, value: dumper.represent_sequence("tag:yaml.org,2002:seq", value, flow_style=True))
 
 
-def render_cloud_config(settings: Settings, *, vault_address: Optional[str] = None) -> str:
-    """The ``#cloud-config`` user_data for the client's host.
+@dataclass(frozen=True)
+class HostConfiguration:
+    user_data: str
+    """The ``#cloud-config``: first boot, the Vault fetcher and the bundle pin."""
+    bundle: str
+    """The host bundle (:func:`render_bundle`): every other host file, plain text."""
+    pin: BundlePin
 
-    ``vault_address`` overrides ``settings.vault_address`` (and the module default).
-    """
-    body = yaml.dump(cloud_config(settings, vault_address=vault_address), Dumper=_Dumper,
-                     sort_keys=False, default_flow_style=False, allow_unicode=False, width=4096)
-    return "#cloud-config\n" + body
+
+def _yaml(data: Any) -> str:
+    return yaml.dump(data, Dumper=_Dumper, sort_keys=False, default_flow_style=False, allow_unicode=False,
+                     width=4096)
+
+
+def render_bundle(settings: Settings) -> str:
+    """The host bundle: YAML with ``files`` (cloud-init write_files entries, plain text) and
+    ``activate`` (commands run after writing). Deterministic: its SHA-256 is pinned in user-data."""
+    return BUNDLE_HEADER + _yaml({"files": bundle_files(settings),
+                                  "activate": [_Command(c) for c in bundle_activation(settings)]})
+
+
+def render_host(settings: Settings, *, vault_address: Optional[str] = None, bundle_url: Optional[str] = None,
+                sns_endpoint: Optional[str] = None) -> HostConfiguration:
+    """user-data and bundle together. ``bundle_url`` and ``sns_endpoint`` override where the host
+    fetches the bundle and reports a refused one (stand-ins in tests); ``vault_address`` overrides
+    ``settings.vault_address``."""
+    bundle = render_bundle(settings)
+    pin = bundle_pin(settings, bundle, url=bundle_url, sns_endpoint=sns_endpoint)
+    user_data = "#cloud-config\n" + _yaml(cloud_config(settings, pin, vault_address=vault_address))
+    return HostConfiguration(user_data=user_data, bundle=bundle, pin=pin)
+
+
+def render_cloud_config(settings: Settings, *, vault_address: Optional[str] = None) -> str:
+    """The ``#cloud-config`` user_data for the client's host (see :func:`render_host`)."""
+    return render_host(settings, vault_address=vault_address).user_data

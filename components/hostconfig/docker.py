@@ -125,4 +125,6 @@ def docker_runcmd(settings: Settings) -> list[list[str]]:
     return [
         ["usermod", "-aG", "docker", settings.admin_user],
         ["systemctl", "enable", "--now", "--no-block", APP_SECRETS_UNIT_NAME],
+        # Docker started (with its defaults) before the bundle brought daemon.json.
+        ["systemctl", "try-restart", "--no-block", "docker.service"],
     ]

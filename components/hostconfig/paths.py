@@ -54,11 +54,14 @@ RUNTIME_DIR = "/run/odoo-hosting"
 """tmpfs: nothing in it survives a reboot."""
 WRAPPED_SECRET_ID_PATH = f"{RUNTIME_DIR}/secret-id.wrapped"
 """The delivery seam (SEC-02): a response-wrapped, single-use AppRole
-secret-id (the wrapping token, or Vault's JSON wrap response) must be placed
+secret-id (the wrapping token) must be placed
 here, on tmpfs, by the secrets delivery (not built yet: the secrets issue
 builds it). The fetcher waits for it, unwraps it once and deletes it."""
 VAULT_TOKEN_CACHE_PATH = f"{RUNTIME_DIR}/vault-token"
 """The AppRole client token, cached on tmpfs (0600) for the other boot secrets."""
+
+BUNDLE_CACHE_PATH = "/var/lib/odoo-hosting/bundle.yaml"
+"""Root disk: the verified host bundle, so a reboot needs no S3 (checked against the pin at each boot)."""
 
 VAULT_KV_MOUNT = "odoo-hosting"
 DEFAULT_VAULT_ADDRESS = "https://vault.internal.odoo-hosting.example:8200"
