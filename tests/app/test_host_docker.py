@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from components.app.secrets import APP_SECRETS_DIR
-from components.hostconfig import render_cloud_config
+from components.hostconfig import render_host
 from components.hostconfig.docker import (
     APP_SECRETS_SCRIPT_PATH, APP_SECRETS_UNIT_NAME, DOCKER_DAEMON_CONFIG_PATH, render_app_secrets_script,
     render_app_secrets_unit,
@@ -23,21 +23,20 @@ def settings(request):
     return example_settings(request.param)
 
 
-def _doc(settings):
-    return yaml.safe_load(render_cloud_config(settings))
-
-
 def test_docker_is_installed_with_a_hardened_daemon_config(settings):
-    doc = _doc(settings)
-    assert "docker.io" in doc["packages"]
-    files = {f["path"]: f for f in doc["write_files"]}
+    host = render_host(settings)
+    assert "docker.io" in yaml.safe_load(host.user_data)["packages"]
+    doc = yaml.safe_load(host.bundle)
+    files = {f["path"]: f for f in doc["files"]}
     daemon = json.loads(files[DOCKER_DAEMON_CONFIG_PATH]["content"])
     assert daemon["no-new-privileges"] is True and daemon["live-restore"] is True
     assert daemon["userland-proxy"] is False and daemon["iptables"] is True
     assert daemon["log-opts"]["max-size"]
-    runcmd = [" ".join(c) for c in doc["runcmd"]]
-    assert f"usermod -aG docker {settings.admin_user}" in runcmd
-    assert any(APP_SECRETS_UNIT_NAME in c for c in runcmd)
+    activate = [" ".join(c) for c in doc["activate"]]
+    assert f"usermod -aG docker {settings.admin_user}" in activate
+    assert any(APP_SECRETS_UNIT_NAME in c for c in activate)
+    # Docker ran with its defaults before the bundle: it restarts to read daemon.json.
+    assert activate[-1] == "systemctl try-restart --no-block docker.service"
 
 
 def test_every_secret_file_a_container_mounts_is_written_by_the_host(pulumi_run, settings):

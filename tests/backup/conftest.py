@@ -24,7 +24,7 @@ from typing import Optional
 
 import pytest
 
-from components.hostconfig import render_cloud_config
+from components.hostconfig import render_host
 from tests.conftest import example_settings, require_tool
 from tests.system.helpers import materialise
 
@@ -112,7 +112,7 @@ def s3(tmp_path_factory):
 @pytest.fixture(scope="module")
 def rendered(tmp_path_factory) -> Path:
     """The cloud-config's files, written by cloud-init itself."""
-    return materialise(render_cloud_config(example_settings("example-public")), tmp_path_factory.mktemp("root") / "root")
+    return materialise(render_host(example_settings("example-public")), tmp_path_factory.mktemp("root") / "root")
 
 
 @dataclass

@@ -1,48 +1,120 @@
-"""The #cloud-config document as a whole: shape, determinism, no secrets, packed scripts."""
+"""user-data and the host bundle as wholes: shape, determinism, size, no secrets, nothing encoded."""
 
 from __future__ import annotations
 
-import ast
 import base64
-import gzip
+import hashlib
+import ipaddress
 import json
 import re
-import subprocess
 
 import pytest
 import yaml
 
 from components import hostconfig
 from components.hostconfig import (
-    BOOT_CONFIG_PATH, DATA_VOLUME_UNIT_NAME, HETZNER_USER_DATA_LIMIT, PACKAGES, ROOT_OWNER,
-    render_cloud_config, write_files,
+    BOOT_CONFIG_PATH, BUNDLE_HEADER, DATA_VOLUME_UNIT_NAME, PACKAGES, ROOT_OWNER, SECRET_FETCH_PATH,
+    bundle_files, render_cloud_config, render_host, write_files,
 )
-from components.hostconfig.cloud_config import _unpacked_files, _without_comments
-from tests.conftest import example_settings, require_tool
+from components.hostconfig.backup import backup_bucket_name
+from components.hostconfig.bundle import BUNDLE_UNIT_NAME, BUNDLE_UNIT_PATH
+from tests.conftest import example_raw_config, example_settings
+
+USER_DATA_BUDGET = 16 * 1024
+"""Half of Hetzner's 32 KiB: what user-data may grow to, whatever the team's size."""
+
 
 def _doc(settings) -> dict:
     return yaml.safe_load(render_cloud_config(settings))
 
 
-def test_first_line_is_cloud_config_header(settings):
-    assert render_cloud_config(settings).split("\n", 1)[0] == "#cloud-config"
+def _bundle(settings) -> dict:
+    return yaml.safe_load(render_host(settings).bundle)
 
 
-def test_is_yaml_mapping(settings):
-    assert isinstance(_doc(settings), dict)
+def _key_bytes(label: str) -> bytes:
+    return hashlib.sha256(label.encode()).digest()
+
+
+def team_settings(stack: str, operators: int):
+    """``stack`` with ``operators`` operators, each with an SSH key and a WireGuard peer
+    (well-formed public keys made for the test)."""
+    raw = example_raw_config(stack)
+    subnet = ipaddress.ip_network(raw["vpn"]["subnet"])
+    blob = lambda n: b"\0\0\0\x0bssh-ed25519\0\0\0\x20" + _key_bytes(f"ssh-{n}")  # noqa: E731
+    vpn = {**raw["vpn"], "peers": [
+        {"name": f"op{n:02d}", "publicKey": base64.b64encode(_key_bytes(f"wg-{n}")).decode(),
+         "address": str(subnet.network_address + 10 + n)} for n in range(operators)]}
+    ssh = [{"name": f"op{n:02d}", "publicKey": f"ssh-ed25519 {base64.b64encode(blob(n)).decode()} op{n:02d}@ops"}
+           for n in range(operators)]
+    return example_settings(stack, vpn=vpn, sshKeys=ssh)
+
+
+def test_first_lines_name_the_documents(settings):
+    host = render_host(settings)
+    assert host.user_data.split("\n", 1)[0] == "#cloud-config"
+    assert host.bundle.startswith(BUNDLE_HEADER) and BUNDLE_HEADER == "#odoo-hosting-bundle v1\n"
+    assert isinstance(_doc(settings), dict) and isinstance(_bundle(settings), dict)
 
 
 def test_same_settings_give_same_bytes(settings):
     again = example_settings("example-public" if settings.public else "example-private")
-    assert render_cloud_config(settings) == render_cloud_config(again)
-
-
-def test_fits_hetzner_user_data_limit(settings):
-    assert len(render_cloud_config(settings).encode()) < HETZNER_USER_DATA_LIMIT
+    assert render_host(settings) == render_host(again)
 
 
 def test_public_and_private_differ(public_settings, private_settings):
-    assert render_cloud_config(public_settings) != render_cloud_config(private_settings)
+    assert render_host(public_settings).bundle != render_host(private_settings).bundle
+
+
+@pytest.mark.parametrize("stack", ["example-private", "example-public"])
+def test_user_data_size_does_not_grow_with_the_team(stack):
+    """The issue's case: six operators no longer fail; fifty fit in half of Hetzner's limit,
+    with exactly the bytes of a two-operator team (operators live in the bundle)."""
+    sizes = {n: len(render_cloud_config(team_settings(stack, n)).encode()) for n in (2, 6, 50)}
+    assert sizes[2] == sizes[6] == sizes[50] <= USER_DATA_BUDGET, sizes
+    fifty = team_settings(stack, 50)
+    assert render_host(fifty).bundle.count("[Peer]") == 50
+    keys = next(f for f in bundle_files(fifty) if f["path"].endswith("/.ssh/authorized_keys"))
+    assert len(keys["content"].splitlines()) == 50
+
+
+def test_nothing_is_encoded_or_stripped(settings):
+    """No file travels gz+b64 or base64, in user-data or in the bundle; scripts keep their comments."""
+    host = render_host(settings)
+    for text in (host.user_data, host.bundle):
+        assert "encoding:" not in text
+        assert not re.search(r"^\s*-?\s*encoding\s*:", text, re.M)
+    files = {f["path"]: f["content"] for f in write_files(settings)}
+    fetcher = files[SECRET_FETCH_PATH]
+    assert fetcher.startswith("#!/usr/bin/python3\n") and '"""An error whose message is safe' in fetcher
+    assert "# Vault error bodies carry messages, not secrets." in fetcher
+
+
+def test_user_data_holds_first_boot_only(settings):
+    """The Vault fetcher, its coordinates (with the pin) and the unit that installs the bundle."""
+    doc = _doc(settings)
+    assert [f["path"] for f in doc["write_files"]] == [BOOT_CONFIG_PATH, SECRET_FETCH_PATH, BUNDLE_UNIT_PATH]
+    assert doc["runcmd"] == [["systemctl", "daemon-reload"],
+                             ["systemctl", "enable", "--now", "--no-block", BUNDLE_UNIT_NAME]]
+
+
+def test_boot_json_pins_the_bundle(settings):
+    host = render_host(settings)
+    boot = json.loads(next(f["content"] for f in _doc(settings)["write_files"] if f["path"] == BOOT_CONFIG_PATH))
+    sha = hashlib.sha256(host.bundle.encode()).hexdigest()
+    bucket = backup_bucket_name(settings.client_id)
+    assert boot["bundle"] == {
+        "sha256": sha, "region": settings.backup.region,
+        "url": f"https://s3.{settings.backup.region}.amazonaws.com/{bucket}/host-bundle/{sha}.yaml"}
+    assert host.pin.key == f"host-bundle/{sha}.yaml" and host.pin.bucket == bucket
+    assert "sns_endpoint" not in boot
+
+
+def test_test_overrides_reach_boot_json_only(settings):
+    host = render_host(settings, bundle_url="http://10.0.2.2:9000/b/k", sns_endpoint="http://10.0.2.2:9001/")
+    boot = json.loads(yaml.safe_load(host.user_data)["write_files"][0]["content"])
+    assert boot["bundle"]["url"] == "http://10.0.2.2:9000/b/k" and boot["sns_endpoint"] == "http://10.0.2.2:9001/"
+    assert host.bundle == render_host(settings).bundle
 
 
 def test_ssh_is_key_only_and_root_disabled(settings):
@@ -55,14 +127,22 @@ def test_ssh_is_key_only_and_root_disabled(settings):
     assert user["sudo"] == "ALL=(ALL) NOPASSWD:ALL"
     assert user["lock_passwd"] is True
     assert user["shell"] == "/bin/bash"
-    assert user["ssh_authorized_keys"] == [k.public_key for k in settings.ssh_keys]
+    assert "ssh_authorized_keys" not in user
+
+
+def test_operator_keys_come_with_the_bundle(settings):
+    files = {f["path"]: f for f in bundle_files(settings)}
+    keys = files[f"/home/{settings.admin_user}/.ssh/authorized_keys"]
+    assert keys["content"] == "".join(f"{k.public_key}\n" for k in settings.ssh_keys)
+    assert (keys["owner"], keys["permissions"]) == (f"{settings.admin_user}:{settings.admin_user}", "0600")
 
 
 def test_packages_and_update(settings):
     doc = _doc(settings)
     assert doc["package_update"] is True
     assert set(PACKAGES) <= set(doc["packages"])
-    for needed in ("nftables", "fail2ban", "python3-systemd", "unattended-upgrades", "cryptsetup", "wireguard-tools"):
+    for needed in ("curl", "nftables", "fail2ban", "python3-systemd", "unattended-upgrades", "cryptsetup",
+                   "wireguard-tools"):
         assert needed in doc["packages"]
 
 
@@ -71,23 +151,22 @@ def test_locale_module_is_skipped(settings):
     assert _doc(settings)["locale"] == "false"
 
 
-def test_runcmd_order(settings):
-    runcmd = [" ".join(c) for c in _doc(settings)["runcmd"]]
-    order = ["daemon-reload", "nftables.service", DATA_VOLUME_UNIT_NAME, "wg-quick@wg0.service", "restart fail2ban"]
-    positions = [next(i for i, c in enumerate(runcmd) if needle in c) for needle in order]
+def test_bundle_activation_order(settings):
+    activate = [" ".join(c) for c in _bundle(settings)["activate"]]
+    order = ["daemon-reload", "nftables.service", "ssh.service", DATA_VOLUME_UNIT_NAME, "wg-quick@wg0.service",
+             "restart fail2ban", "docker.service"]
+    positions = [next(i for i, c in enumerate(activate) if needle in c) for needle in order]
     assert positions == sorted(positions)
-    assert len(runcmd) <= 9  # + docker group for the admin user, app-secrets unit
 
 
 def test_every_file_has_explicit_owner_and_mode(settings):
     files = write_files(settings)
-    assert files == _doc(settings)["write_files"]
+    host = render_host(settings)
+    assert files == _doc(settings)["write_files"] + yaml.safe_load(host.bundle)["files"]
     paths = [f["path"] for f in files]
     assert len(paths) == len(set(paths))
     for f in files:
-        assert set(f) - {"encoding"} == {"path", "owner", "permissions", "content"}, f["path"]
-        # Only executables are packed (gz+b64); configuration stays readable.
-        assert f.get("encoding", "gz+b64") == "gz+b64" and ("encoding" not in f or f["permissions"] == "0700")
+        assert set(f) == {"path", "owner", "permissions", "content"}, f["path"]
         assert re.fullmatch(r"[a-z_][a-z0-9_-]*:[a-z_][a-z0-9_-]*", f["owner"]), f["path"]
         assert re.fullmatch(r"0[0-7]{3}", f["permissions"]), f["path"]
         assert isinstance(f["content"], str)
@@ -104,21 +183,25 @@ def test_modes(settings):
 
 
 def test_multiline_content_is_literal_block(settings):
-    text = render_cloud_config(settings)
-    assert text.count("content: |") == sum(1 for f in write_files(settings) if "\n" in f["content"])
+    host = render_host(settings)
+    assert host.user_data.count("content: |") == sum(1 for f in _doc(settings)["write_files"] if "\n" in f["content"])
+    assert host.bundle.count("content: |") == sum(1 for f in bundle_files(settings) if "\n" in f["content"])
 
 
 SECRET_PATTERNS = [
     re.compile(r"PrivateKey\s*="),
     re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----"),
     re.compile(r"\b(?:hvs|hvb|s)\.[A-Za-z0-9]{20,}"),  # Vault tokens
-    re.compile(r"(?i)\b(changeme|placeholder|todo|fixme|secret_value|password\s*[:=]\s*\S)"),
+    re.compile(r"(?i)\b(changeme|placeholder|todo|fixme|secret_value)"),
+    # A value after "password", not prose such as the backup script's "wrong password: neither ...".
+    re.compile(r"(?i)password\s*[:=]\s*['\"]?[A-Za-z0-9+/_-]{12,}"),
     re.compile(r"secret_id\"?\s*[:=]\s*\"[^\"]"),
 ]
 
 
-def test_no_secret_material(settings):
-    text = render_cloud_config(settings)
+@pytest.mark.parametrize("document", ["user_data", "bundle"])
+def test_no_secret_material(settings, document):
+    text = getattr(render_host(settings), document)
     for pattern in SECRET_PATTERNS:
         assert not pattern.search(text), pattern.pattern
     # Only public WireGuard keys of the peers may appear as 32-byte base64 strings.
@@ -143,118 +226,3 @@ def test_vault_address_can_be_overridden(settings):
     text = render_cloud_config(settings, vault_address="https://vault.test.example:8200")
     assert "https://vault.test.example:8200" in text
     assert settings.vault_address not in text
-
-
-# ---- scripts travel without their inner comments -------------------------------------------------
-
-def _bash_code(text: str, tmp_path) -> list[str]:
-    """bash's own parse of a script, printed back (comments gone; blank lines ignored)."""
-    script = tmp_path / "script.sh"
-    script.write_text(text)
-    result = subprocess.run([require_tool("bash"), "--pretty-print", str(script)], capture_output=True, text=True,
-                            timeout=30)
-    assert result.returncode == 0, result.stderr
-    return [line for line in result.stdout.splitlines() if line.strip()]
-
-
-def _python_code(text: str) -> str:
-    """Python's parse of a script without function and class docstrings (the module docstring stays)."""
-    tree = ast.parse(text)
-    for node in ast.walk(tree):
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and ast.get_docstring(node):
-            node.body = node.body[1:] or [ast.Pass()]
-    return ast.dump(tree)
-
-
-def _header(text: str) -> str:
-    """The shebang and what follows it up to the first code: the comment block, or the module docstring."""
-    lines = text.splitlines(True)
-    if "python" in lines[0]:
-        return "".join(lines[:ast.parse(text).body[0].end_lineno])
-    return "".join(lines[:next((n for n, line in enumerate(lines[1:], 1) if not line.startswith("#")), len(lines))])
-
-
-def test_scripts_ship_their_header_and_all_their_code(settings, tmp_path):
-    packed = {f["path"]: f for f in write_files(settings)}
-    scripts = [f for f in _unpacked_files(settings) if "encoding" in packed[f["path"]]]
-    assert len(scripts) >= 6
-    for entry in scripts:
-        source = entry["content"]
-        shipped = gzip.decompress(base64.b64decode(packed[entry["path"]]["content"])).decode()
-        assert shipped.startswith(_header(source)), entry["path"]
-        if "python" in source.split("\n", 1)[0]:
-            assert _python_code(shipped) == _python_code(source), entry["path"]
-        else:
-            assert _bash_code(shipped, tmp_path) == _bash_code(source, tmp_path), entry["path"]
-        assert len(shipped) <= len(source), entry["path"]
-
-
-def test_shell_heredoc_lines_that_look_like_comments_are_kept(tmp_path):
-    source = "#!/bin/bash\n# header\nset -eu\n# why\ncat <<'EOF'\n# data, not a comment\nEOF\necho done  # kept\n"
-    shipped = _without_comments(source)
-    assert shipped == "#!/bin/bash\n# header\nset -eu\ncat <<'EOF'\n# data, not a comment\nEOF\necho done  # kept\n"
-    # The parse comparison above sees a heredoc line dropped:
-    assert _bash_code(shipped.replace("# data, not a comment\n", ""), tmp_path) != _bash_code(source, tmp_path)
-
-
-def test_python_docstrings_go_only_where_code_remains():
-    source = '#!/usr/bin/python3\n"""Usage."""\n\n\ndef f():\n    """Why."""\n    # how\n    return 1\n\n\n' \
-             'def g():\n    """Only a docstring."""\n'
-    shipped = _without_comments(source)
-    assert shipped == '#!/usr/bin/python3\n"""Usage."""\n\n\ndef f():\n    return 1\n\n\ndef g():\n' \
-                      '    """Only a docstring."""\n'
-    assert _python_code(shipped) == _python_code(source)
-    assert _python_code(shipped.replace("    return 1\n", "    return 2\n")) != _python_code(source)
-
-
-@pytest.mark.parametrize("body", [
-    'V = """x\n# in a two-line string"""\n',
-    'X = [1, """a\n# in a list\n"""]\n',
-    'Y = (f"""{1}\n# in an f-string\n""")\n',
-    'def f():\n    """Doc."""\n    return """\n# in a returned string\n"""\n',
-])
-def test_python_hash_lines_inside_strings_are_kept(body):
-    """A line starting with "#" inside a string is data, whatever the string sits in."""
-    source = f'#!/usr/bin/python3\n"""Usage."""\n{body}# a comment\nprint(1)\n'
-    shipped = _without_comments(source)
-    kept = [line for line in source.splitlines() if line not in ("# a comment", '    """Doc."""')]
-    assert shipped.splitlines() == kept
-    assert _python_code(shipped) == _python_code(source)
-
-
-def test_python_comments_between_joined_strings_are_dropped():
-    source = '#!/usr/bin/python3\nZ = ("a"\n     # between the parts\n     "b")\n# a comment\nprint(Z)\n'
-    assert _without_comments(source) == '#!/usr/bin/python3\nZ = ("a"\n     "b")\nprint(Z)\n'
-
-
-def test_other_files_are_left_alone():
-    assert _without_comments("# a comment\nkey = value\n") == "# a comment\nkey = value\n"
-
-
-def test_python_parse_survives_cpython_spurious_recursion_mismatch(monkeypatch):
-    """CPython 3.11's ast can raise a spurious SystemError when threads run
-    (python/cpython#106905): the packer parses again; any other error stands."""
-    import importlib
-    module = importlib.import_module("components.hostconfig.cloud_config")  # the package re-exports a function of that name
-
-    real_parse, calls = ast.parse, []
-
-    def flaky(source, *args, **kwargs):
-        calls.append(1)
-        if len(calls) == 1:
-            raise SystemError("AST constructor recursion depth mismatch (before=195, after=246)")
-        return real_parse(source, *args, **kwargs)
-
-    monkeypatch.setattr(module.ast, "parse", flaky)
-    assert isinstance(module._parse_python("x = 1\n"), ast.Module) and len(calls) == 2
-
-    def broken(source, *args, **kwargs):
-        raise SystemError("something else")
-
-    monkeypatch.setattr(module.ast, "parse", broken)
-    try:
-        module._parse_python("x = 1\n")
-    except SystemError as e:
-        assert "something else" in str(e)
-    else:
-        raise AssertionError("an unrelated SystemError must not be swallowed")

@@ -23,7 +23,7 @@ VALUES = {"luks-key": "luks-value-for-tests", "wireguard-private-key": "wg-value
 
 
 class FakeVault:
-    def __init__(self, role_id: str, kv_path: str) -> None:
+    def __init__(self, role_id: str, kv_path: str, values: dict = VALUES) -> None:
         self.calls: list[tuple[str, str]] = []
         self.wrapping_token_used = False
         vault = self
@@ -60,7 +60,7 @@ class FakeVault:
                 if self.path == f"/v1/odoo-hosting/data/{kv_path}":
                     if self.headers.get("X-Vault-Token") != CLIENT_TOKEN:
                         return self._reply(403, {"errors": ["permission denied"]})
-                    return self._reply(200, {"data": {"data": VALUES, "metadata": {"version": 1}}})
+                    return self._reply(200, {"data": {"data": values, "metadata": {"version": 1}}})
                 return self._reply(404, {"errors": []})
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
@@ -102,8 +102,12 @@ def test_script_is_stdlib_python():
     text = render_secret_fetch_script()
     assert text.startswith("#!/usr/bin/python3\n")
     imports = {line.split()[1] for line in text.splitlines() if line.startswith("import ")}
-    assert imports <= {"fcntl", "json", "os", "re", "ssl", "sys", "time", "urllib.error", "urllib.request"}
-    assert not [line for line in text.splitlines() if line.startswith("from ")]
+    assert imports <= {"fcntl", "hashlib", "json", "os", "re", "ssl", "subprocess", "sys", "tempfile", "time",
+                       "urllib.error", "urllib.request"}
+    assert not [line for line in text.splitlines() if line.lstrip().startswith("from ")]
+    # PyYAML (cloud-init's own dependency, so on every cloud image) only where the bundle is read.
+    assert [line.strip() for line in text.splitlines() if line.startswith(" ") and "import " in line
+            and not line.lstrip().startswith("#")] == ["import yaml  # cloud-init's own dependency"]
     compile(text, "odoo-hosting-secret", "exec")
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from components.hostconfig import render_cloud_config
+from components.hostconfig import render_host
 from components.settings import Settings
 from tests.conftest import EXAMPLE_STACKS, example_settings
 
@@ -51,7 +51,7 @@ def _materialised(tmp_path_factory):
     def get(settings: Settings) -> Path:
         key = settings.client_id
         if key not in done:
-            done[key] = materialise(render_cloud_config(settings), tmp_path_factory.mktemp("staging") / "root")
+            done[key] = materialise(render_host(settings), tmp_path_factory.mktemp("staging") / "root")
         return done[key]
     return get
 

@@ -1,10 +1,10 @@
 """One helper per mechanism the system tests share.
 
 - :func:`require_root`: root (network namespaces, device ownership) or skip; fail under CI=true.
-- :func:`materialise`: the rendered cloud-config's ``write_files``, written into a
-  staging root by cloud-init's OWN ``cc_write_files`` (Debian's python3), so modes,
-  owners and encodings (gz+b64 scripts) are what cloud-init makes of them;
-  :func:`staged` maps a host path into it.
+- :func:`materialise`: the rendered user-data's ``write_files``, written into a
+  staging root by cloud-init's OWN ``cc_write_files`` (Debian's python3), and the
+  host bundle's files by the shipped fetcher's own ``install``, so modes and
+  owners are what the host makes of them; :func:`staged` maps a host path into it.
 - :func:`verify_units`: ``systemd-analyze verify`` on staged units, with the staged
   scripts at their real paths.
 - :class:`Namespaces`: network namespaces made with ``ip netns add`` (unique names
@@ -30,6 +30,7 @@ from typing import Iterable, Optional, Sequence
 
 import pytest
 
+from components.hostconfig import SECRET_FETCH_PATH, HostConfiguration
 from tests.conftest import require_tool
 
 SYSTEM_PYTHON = "/usr/bin/python3"
@@ -57,25 +58,51 @@ def require_root() -> None:
 # ---- staging root -------------------------------------------------------------------
 
 _MATERIALISE = r"""
-import json, os, sys
+import importlib.util, json, os, pwd, sys
+from importlib.machinery import SourceFileLoader
 from cloudinit import util
 from cloudinit.config import cc_write_files
-root, user_data = sys.argv[1], sys.argv[2]
+root, user_data, bundle, fetcher = sys.argv[1:5]
 doc = util.load_yaml(open(user_data).read())
 files = [dict(f, path=os.path.join(root, f["path"].lstrip("/"))) for f in doc["write_files"]]
 cc_write_files.write_files("write_files", files, "root:root")
-print(json.dumps([f["path"] for f in files]))
+paths = [f["path"] for f in files]
+if bundle:
+    # The bundle's files, written by the shipped fetcher's own install().
+    loader = SourceFileLoader("fetcher", os.path.join(root, fetcher.lstrip("/")))
+    module = importlib.util.module_from_spec(importlib.util.spec_from_loader("fetcher", loader))
+    loader.exec_module(module)
+    install = module.install
+    def known(owner):
+        try:
+            pwd.getpwnam(owner.partition(":")[0])
+            return owner
+        except KeyError:  # the host's admin user does not exist here
+            return "root:root"
+    for entry in util.load_yaml(open(bundle).read())["files"]:
+        path = os.path.join(root, entry["path"].lstrip("/"))
+        install(dict(entry, path=path, owner=known(entry["owner"])))
+        paths.append(path)
+print(json.dumps(paths))
 """
 
 
-def materialise(user_data: str, root: Path) -> Path:
-    """Write the cloud-config's files under ``root`` with cloud-init's own code."""
+def materialise(host: HostConfiguration | str, root: Path) -> Path:
+    """Write the host's files under ``root``: user-data's with cloud-init's own code, the
+    bundle's (when ``host`` is a :class:`~components.hostconfig.HostConfiguration`) with the
+    installer the host runs (the fetcher's ``install``)."""
     require_root()  # cloud-init chowns to root:root and root:adm
     require_tool("cloud-init")
+    user_data = host if isinstance(host, str) else host.user_data
     source = root.parent / f"{root.name}.user-data"
     source.write_text(user_data)
+    bundle = ""
+    if not isinstance(host, str):
+        bundle_file = root.parent / f"{root.name}.bundle.yaml"
+        bundle_file.write_text(host.bundle)
+        bundle = str(bundle_file)
     root.mkdir(parents=True, exist_ok=True)
-    result = subprocess.run([SYSTEM_PYTHON, "-c", _MATERIALISE, str(root), str(source)],
+    result = subprocess.run([SYSTEM_PYTHON, "-c", _MATERIALISE, str(root), str(source), bundle, SECRET_FETCH_PATH],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     return root

@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from components.hostconfig import NFTABLES_PATH, render_cloud_config
+from components.hostconfig import NFTABLES_PATH, render_host
 from tests.conftest import example_settings, require_tool
 
 from .helpers import Namespaces, listen, materialise, probe_many, staged
@@ -96,7 +96,7 @@ def firewalls(tmp_path_factory):
     def get(stack: str) -> Firewall:
         if stack not in built:
             settings = example_settings(stack)
-            root = materialise(render_cloud_config(settings), tmp_path_factory.mktemp("fw") / "root")
+            root = materialise(render_host(settings), tmp_path_factory.mktemp("fw") / "root")
             built[stack] = Firewall(settings)
             built[stack].rendered = staged(root, NFTABLES_PATH).read_text()
         return built[stack]

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from components.hostconfig import SSHD_DROPIN_PATH, render_cloud_config
+from components.hostconfig import SSHD_DROPIN_PATH, render_host
 from tests.conftest import example_settings, require_tool
 
 from .helpers import Namespaces, materialise, staged, wait_for
@@ -288,7 +288,7 @@ def _start_live_sshd(directory: Path, dropin_text: str, user: str) -> tuple[Name
 def live(request, tmp_path_factory):
     settings = example_settings(request.param)
     directory = tmp_path_factory.mktemp(f"live-sshd-{request.param}")
-    dropin = staged(materialise(render_cloud_config(settings), directory / "root"), SSHD_DROPIN_PATH).read_text()
+    dropin = staged(materialise(render_host(settings), directory / "root"), SSHD_DROPIN_PATH).read_text()
     namespaces, server = _start_live_sshd(directory / "run", dropin, settings.admin_user)
     try:
         yield server

@@ -12,7 +12,7 @@ from components.backup import (
     render_bucket_policy, render_identity_policy,
 )
 from components.client_stack import ClientStack, ClientStackArgs
-from components.hostconfig import render_cloud_config
+from components.hostconfig import render_host
 from components.hostconfig.backup import (
     BACKUP_SERVICE, BACKUP_TIMER, BACKUP_TIMERS, CHECK_SERVICE, CHECK_TIMER, FAILURE_SERVICE, backup_bucket_name,
     backup_environment, backup_write_files, render_backup_units, repository_url,
@@ -259,13 +259,14 @@ def test_units_schedule_a_daily_backup_a_weekly_check_and_a_failure_hook():
     assert set(BACKUP_TIMERS) == {BACKUP_TIMER, CHECK_TIMER}
 
 
-def test_cloud_config_enables_the_timers_and_installs_restic():
+def test_host_enables_the_timers_and_installs_restic():
     import yaml
     settings = example_settings("example-private")
-    doc = yaml.safe_load(render_cloud_config(settings))
-    assert "restic" in doc["packages"]
-    assert ["systemctl", "enable", "--now", *BACKUP_TIMERS] in doc["runcmd"]
-    paths = {f["path"] for f in doc["write_files"]}
+    host = render_host(settings)
+    assert "restic" in yaml.safe_load(host.user_data)["packages"]
+    bundle = yaml.safe_load(host.bundle)
+    assert ["systemctl", "enable", "--now", *BACKUP_TIMERS] in bundle["activate"]
+    paths = {f["path"] for f in bundle["files"]}
     assert {f["path"] for f in backup_write_files(settings)} <= paths
 
 

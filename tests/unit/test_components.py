@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import base64
 import runpy
 
@@ -14,7 +16,7 @@ from pulumi.runtime.sync_await import _sync_await
 from components.client_stack import ClientStack, ClientStackArgs
 from components.firewall import firewall_rules
 from components.host import HostArgs
-from components.hostconfig import HETZNER_USER_DATA_LIMIT, render_cloud_config
+from components.hostconfig import HETZNER_USER_DATA_LIMIT, render_cloud_config, render_host
 from components.settings import SettingsError
 from components.vpn import _public_key_of
 from tests.conftest import EXAMPLE_STACKS, ROOT, example_raw_config, example_settings
@@ -87,6 +89,7 @@ def test_resource_types_and_counts(built):
         "aws:s3/bucketObjectLockConfiguration:BucketObjectLockConfiguration": 1,
         "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration": 1,
         "aws:s3/bucketPolicy:BucketPolicy": 1,
+        "aws:s3/bucketObjectv2:BucketObjectv2": 1,  # the host bundle
         "aws:iam/user:User": 1,
         "aws:iam/userPolicy:UserPolicy": 1,
         "aws:iam/accessKey:AccessKey": 2,
@@ -193,6 +196,21 @@ def test_firewall_opens_only_https_and_wireguard(built):
         assert rule["sourceIps"] == ["0.0.0.0/0", "::/0"]
 
 
+def test_host_bundle_is_the_pinned_object_in_the_backup_bucket_and_precedes_the_server(built):
+    settings, _client, program = built
+    host = render_host(settings)
+    server, bundle = program.one(SERVER), program.one("aws:s3/bucketObjectv2:BucketObjectv2")
+    assert server.inputs["userData"] == host.user_data
+    assert bundle.inputs["content"] == host.bundle and bundle.inputs["key"] == host.pin.key
+    assert hashlib.sha256(bundle.inputs["content"].encode()).hexdigest() in host.user_data
+    assert program.one("aws:s3/bucket:Bucket").urn in bundle.dependencies
+    assert bundle.inputs["contentType"] == "application/yaml"
+    # Kept when a new bundle replaces it: locked, and the record of what a host ran.
+    assert bundle.retain_on_delete is True
+    assert bundle.urn in server.dependencies
+    assert "backup-aws" in bundle.provider  # the backup bucket's EU provider
+
+
 def test_user_data_is_known_plain_cloud_config_without_secrets(built):
     _settings, client, program = built
     user_data = program.one(SERVER).inputs["userData"]
@@ -201,6 +219,9 @@ def test_user_data_is_known_plain_cloud_config_without_secrets(built):
     secret_values += [r.outputs["base64"] for r in program.of_type("random:index/randomBytes:RandomBytes")]
     for value in secret_values:
         assert value and value not in user_data
+    bundle = program.one("aws:s3/bucketObjectv2:BucketObjectv2").inputs["content"]
+    for value in secret_values:
+        assert value not in bundle
     for r in program.registrations:
         if r.type == "vault:kv/secretV2:SecretV2":
             continue  # where the secrets belong, sent as Pulumi secrets (tests/unit/test_secrets.py)

@@ -211,7 +211,7 @@ def publish(config, values, subject, message):
               # SNS subjects: printable ASCII, at most 100 characters.
               "Subject": "".join(c for c in subject if 32 <= ord(c) < 127)[:100]}
     aws(config, values, "sns", region, config.get("sns_endpoint") or f"https://sns.{region}.amazonaws.com/",
-        *(f"--data-urlencode={k}={v}" for k, v in fields.items()))
+        *(a for k, v in fields.items() for a in ("--data-urlencode", f"{k}={v}")))
 
 
 def install(entry):
