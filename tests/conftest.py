@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import ipaddress
 import os
 import shutil
 import sys
@@ -43,6 +44,22 @@ def example_settings(stack: str, **overrides: Any) -> Settings:
     raw = example_raw_config(stack)
     raw.update(overrides)
     return parse_settings(raw)
+
+
+def team_config(stack: str, operators: int) -> dict[str, Any]:
+    """The ``sshKeys`` and ``vpn`` of ``stack`` for a team of ``operators`` operators, each with
+    an SSH key and a WireGuard peer (well-formed public keys made for the test)."""
+    raw = example_raw_config(stack)
+    subnet = ipaddress.ip_network(raw["vpn"]["subnet"])
+    digest = lambda label: hashlib.sha256(label.encode()).digest()  # noqa: E731
+    blob = lambda n: b"\0\0\0\x0bssh-ed25519\0\0\0\x20" + digest(f"ssh-{n}")  # noqa: E731
+    return {
+        "vpn": {**raw["vpn"], "peers": [
+            {"name": f"op{n:02d}", "publicKey": base64.b64encode(digest(f"wg-{n}")).decode(),
+             "address": str(subnet.network_address + 10 + n)} for n in range(operators)]},
+        "sshKeys": [{"name": f"op{n:02d}", "publicKey": f"ssh-ed25519 {base64.b64encode(blob(n)).decode()} op{n:02d}@ops"}
+                    for n in range(operators)],
+    }
 
 
 def require_tool(name: str) -> str:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import base64
 import hashlib
-import ipaddress
 import json
 import re
 
@@ -18,7 +16,7 @@ from components.hostconfig import (
 )
 from components.hostconfig.backup import backup_bucket_name
 from components.hostconfig.bundle import BUNDLE_UNIT_NAME, BUNDLE_UNIT_PATH
-from tests.conftest import example_raw_config, example_settings
+from tests.conftest import example_settings, team_config
 
 USER_DATA_BUDGET = 16 * 1024
 """Half of Hetzner's 32 KiB: what user-data may grow to, whatever the team's size."""
@@ -32,22 +30,8 @@ def _bundle(settings) -> dict:
     return yaml.safe_load(render_host(settings).bundle)
 
 
-def _key_bytes(label: str) -> bytes:
-    return hashlib.sha256(label.encode()).digest()
-
-
 def team_settings(stack: str, operators: int):
-    """``stack`` with ``operators`` operators, each with an SSH key and a WireGuard peer
-    (well-formed public keys made for the test)."""
-    raw = example_raw_config(stack)
-    subnet = ipaddress.ip_network(raw["vpn"]["subnet"])
-    blob = lambda n: b"\0\0\0\x0bssh-ed25519\0\0\0\x20" + _key_bytes(f"ssh-{n}")  # noqa: E731
-    vpn = {**raw["vpn"], "peers": [
-        {"name": f"op{n:02d}", "publicKey": base64.b64encode(_key_bytes(f"wg-{n}")).decode(),
-         "address": str(subnet.network_address + 10 + n)} for n in range(operators)]}
-    ssh = [{"name": f"op{n:02d}", "publicKey": f"ssh-ed25519 {base64.b64encode(blob(n)).decode()} op{n:02d}@ops"}
-           for n in range(operators)]
-    return example_settings(stack, vpn=vpn, sshKeys=ssh)
+    return example_settings(stack, **team_config(stack, operators))
 
 
 def test_first_lines_name_the_documents(settings):
