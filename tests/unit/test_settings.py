@@ -244,18 +244,18 @@ def test_pulumi_yaml_schema_and_settings_agree_on_keys_and_defaults():
     the program applies. They must not drift apart."""
     import yaml
 
-    from components.settings import KEYS
+    from components.settings import KEYS, REQUIRED
     from tests.conftest import ROOT
 
     declared = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())["config"]
     for key, spec in declared.items():
         assert key in KEYS, f"Pulumi.yaml declares {key}, which the program does not read"
         if "default" in spec:
-            assert spec["default"] == KEYS[key][0], key
+            assert spec["default"] == KEYS[key].default, key
         else:
             # The CLI refuses a stack that lacks a declared key without a
             # default, so only keys every stack must set may be declared so.
-            assert KEYS[key][0] is None, f"{key} has a program default but no schema default"
+            assert KEYS[key].default is REQUIRED, f"{key} has a program default but no schema default"
             with pytest.raises(SettingsError) as missing:
                 parse_settings(_raw("example-private", **{key: _DELETE}))
             assert missing.value.key == key, f"{key} is declared without default but is optional"
@@ -265,6 +265,40 @@ def test_pulumi_yaml_schema_and_settings_agree_on_keys_and_defaults():
     from components.settings import SECRET_KEYS
     assert undeclared == {"sshKeys", "vpn", "sso", "outsideConnections", "domains", "acmeEmail",
                           *SECRET_KEYS}, "only structured, optional-without-default and secret keys may be undeclared"
+
+
+def test_pulumi_yaml_and_readme_are_generated_from_the_schema():
+    """One source of truth: Pulumi.yaml's config block and the README's table are the schema's
+    views (`python -m components.settings` regenerates them), and the check sees a drift."""
+    from components.settings.schema import ROOT, main, render_pulumi_yaml, render_readme
+
+    pulumi_yaml, readme = (ROOT / "Pulumi.yaml").read_text(), (ROOT / "README.md").read_text()
+    assert render_pulumi_yaml(pulumi_yaml) == pulumi_yaml, "run: .venv/bin/python -m components.settings"
+    assert render_readme(readme) == readme, "run: .venv/bin/python -m components.settings"
+    assert main(["--check"]) == 0
+    drifted = pulumi_yaml.replace("default: fsn1", "default: nbg1")
+    assert drifted != pulumi_yaml and render_pulumi_yaml(drifted) == pulumi_yaml
+    assert render_readme(readme.replace("| `fsn1` |", "| `nbg1` |")) == readme
+
+
+def test_every_key_has_one_default_and_the_parser_applies_it():
+    """The defaults the parser applies are the schema's, not copies (the dataclasses have none)."""
+    import dataclasses
+
+    from components.settings import SCHEMA, VPN_DEFAULTS, Settings
+
+    assert not [f.name for f in dataclasses.fields(Settings)
+                if f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING]
+    settings = parse_settings({k: v for k, v in _raw("example-private").items()
+                               if k in ("clientId", "sshKeys", "vaultAddress", "incidentContacts", "vpn")})
+    defaults = {k.name: k.default for k in SCHEMA}
+    assert settings.location == defaults["location"] and settings.server_type == defaults["serverType"]
+    assert settings.backup.time == defaults["backupTime"] and settings.odoo_version == defaults["odooVersion"]
+    vpn = dict(_raw("example-private")["vpn"])
+    vpn.pop("subnet"), vpn.pop("port")
+    peers = [dict(p, address=f"10.66.0.{10 + i}") for i, p in enumerate(vpn["peers"])]
+    bare = parse_settings({**_raw("example-private"), "vpn": {"peers": peers}})
+    assert (str(bare.vpn.subnet), bare.vpn.port) == (VPN_DEFAULTS["subnet"], VPN_DEFAULTS["port"])
 
 
 # -- the app plane: Odoo version, incident channel, SSO, outside connections, secret keys ------------
