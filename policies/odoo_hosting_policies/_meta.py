@@ -134,8 +134,10 @@ def _type_filter(applies_to: AppliesTo) -> Optional[tuple[Callable[[str], bool],
 
 
 def _only_for(type_filter: Optional[tuple[Callable[[str], bool], str]],
-              validate: Callable[[Any, ReportViolation], None]) -> Callable[[Any, ReportViolation], None]:
-    """``validate`` preceded by the type check: another type gets ``args.not_applicable(...)``.
+              validate: Callable[[Any, ReportViolation], None], *,
+              stack: bool = False) -> Callable[[Any, ReportViolation], None]:
+    """``validate`` preceded by the type check: another type gets ``args.not_applicable(...)``;
+    with ``stack``, a stack holding none of the types does.
 
     The check lives here once, so a policy's validate function does not
     repeat it: it only ever sees the types its ``applies_to`` names. (The
@@ -144,9 +146,17 @@ def _only_for(type_filter: Optional[tuple[Callable[[str], bool], str]],
     if type_filter is None:
         return validate
     judged, reason = type_filter
+    if stack:
+        reason = f"{reason}; the stack has none"
+
+        def applicable(args: Any) -> bool:
+            return any(judged(r.resource_type) for r in args.resources)
+    else:
+        def applicable(args: Any) -> bool:
+            return judged(args.resource_type)
 
     def typed(args: Any, report_violation: ReportViolation) -> None:
-        if not judged(args.resource_type):
+        if not applicable(args):
             args.not_applicable(reason)
         validate(args, report_violation)
 
@@ -190,14 +200,18 @@ def resource_policy(*, name: str, description: str, controls: Sequence[str], sev
 def stack_policy(*, name: str, description: str, controls: Sequence[str], severity: Severity,
                  remediation: str, validate: Callable[[StackValidationArgs, ReportViolation], None],
                  config: Optional[Mapping[str, Mapping[str, Any]]] = None,
-                 enforcement_level: Optional[EnforcementLevel] = None) -> StackValidationPolicy:
-    """``enforcement_level`` None: the pack's level (mandatory); set it only for advisory controls."""
+                 enforcement_level: Optional[EnforcementLevel] = None,
+                 applies_to: AppliesTo = None) -> StackValidationPolicy:
+    """``enforcement_level`` None: the pack's level (mandatory); set it only for advisory controls.
+
+    ``applies_to`` (as for :func:`resource_policy`): a stack holding none of those types is answered
+    "not applicable" (``args.not_applicable``), so preflight does not count it as judged."""
     _check_metadata(name, description)
     return StackValidationPolicy(
         name=name,
         description=description,
         enforcement_level=enforcement_level,
-        validate=_guard_config(validate),
+        validate=_only_for(_type_filter(applies_to), _guard_config(validate), stack=True),
         severity=severity,
         framework=_framework(controls),
         remediation_steps=remediation,

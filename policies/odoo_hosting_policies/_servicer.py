@@ -11,11 +11,16 @@ applicable" after one look at the type. This servicer
 - answers "not applicable" for a policy built with ``applies_to`` whose types
   exclude the resource, without calling it (the reason is the one the policy
   itself would give, see ``_meta._only_for``);
-- converts every resource once per ``AnalyzeStack``, not once per stack policy.
+- converts every resource once per ``AnalyzeStack``, not once per stack policy;
+- notes on each stack resource which of its top-level inputs the engine sent
+  marked secret (:func:`secret_inputs`): the library's conversion drops the
+  marks, so under its servicer a policy cannot tell.
 
 Everything else (enforcement levels, config, diagnostics, their order, the
 unknown-value advisory) is the library's own code path; the responses are
-identical (``tests/policy/test_servicer.py`` compares them on real stacks).
+identical (``tests/policy/test_servicer.py`` compares them on real stacks),
+but for what a policy reads from :func:`secret_inputs` (under the library's
+servicer it is always empty).
 ``install()`` makes ``PolicyPack(...)`` serve with this class.
 """
 
@@ -27,7 +32,7 @@ from typing import Any, Callable, Dict, List, Optional
 
 from pulumi.runtime.proto import analyzer_pb2 as proto
 from pulumi_policy import policy as _lib
-from pulumi_policy.deserialize import deserialize_properties
+from pulumi_policy.deserialize import SPECIAL_SECRET_SIG, SPECIAL_SIG_KEY, deserialize_properties
 from pulumi_policy.policy import (
     EnforcementLevel,
     PolicyProviderResource,
@@ -41,6 +46,23 @@ from pulumi_policy.proxy import unknown_checking_proxy
 
 APPLIES_TO_ATTR = "_odoo_hosting_applies_to"
 """Set by ``_meta.resource_policy``: (predicate on the type token, not-applicable reason)."""
+SECRET_INPUTS_ATTR = "_odoo_hosting_secret_inputs"
+
+
+def secret_inputs(resource: Any) -> frozenset:
+    """The top-level inputs of a stack resource that the engine sent marked secret (empty when
+    the servicer did not record them: pulumi_policy's own drops the marks)."""
+    return getattr(resource, SECRET_INPUTS_ATTR, frozenset())
+
+
+def _secret_keys(struct) -> frozenset:
+    secret = []
+    for key, value in struct.fields.items():
+        if value.WhichOneof("kind") == "struct_value":
+            sig = value.struct_value.fields.get(SPECIAL_SIG_KEY)
+            if sig is not None and sig.string_value == SPECIAL_SECRET_SIG:
+                secret.append(key)
+    return frozenset(secret)
 
 
 def _plain(value) -> Any:
@@ -184,6 +206,7 @@ class FastAnalyzerServicer(_lib._PolicyAnalyzerServicer):
                     providers[r.provider.urn] = (r.provider, provider)
             resource = PolicyResource(r.type, _props(r.properties), r.urn, r.name, self._get_resource_options(r),
                                       provider, None, [], {})
+            setattr(resource, SECRET_INPUTS_ATTR, _secret_keys(r.properties))
             resources.append(resource)
             by_urn[r.urn] = resource
             links.append((resource, r.parent, list(r.dependencies),
