@@ -12,6 +12,7 @@ from .firewall import (
     hcloud_server_firewall_attached,
     hcloud_vpn_only_server_firewalls,
 )
+from .hostbundle import hcloud_server_host_bundle
 from .hostsoftware import hcloud_server_fail2ban, hcloud_server_unattended_upgrades
 from .iam import iam_policy_least_privilege
 from .labels import aws_client_tag, hcloud_client_label, pulumi_stack_single_client
@@ -53,6 +54,8 @@ ALL_POLICIES = [
     vault_mount_protected,
     # BKP-01 / BKP-02 / BKP-03 / INC-01 (the agent on the host)
     hcloud_server_backup_agent,
+    # ACC-01 / ACC-02 / ACC-04 / SWU-01 / BKP-01: the host bundle those host files come in
+    hcloud_server_host_bundle,
     # BKP-04
     s3_bucket_settings,
     s3_bucket_hardening_complete,

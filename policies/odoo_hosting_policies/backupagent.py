@@ -1,6 +1,7 @@
 """BKP-01, BKP-02, BKP-03 and INC-01 on the host: judge the backup agent a server's cloud-config sets up.
 
-Pure functions over the user-data, like the other host checks. What a
+Pure functions over the effective cloud-config (user-data with the host
+bundle it pins, see :mod:`.hostbundle`), like the other host checks. What a
 conforming cloud-config must contain:
 
 * a systemd ``.timer`` (written by ``write_files`` and enabled in ``runcmd``
@@ -28,12 +29,13 @@ import posixpath
 import re
 import shlex
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional
 
-from pulumi_policy import ReportViolation, ResourceValidationArgs, Severity
+from pulumi_policy import Severity
 
-from ._meta import get, resource_policy
-from .cloudconfig import NotJudgeable, parse_cloud_config, written_files
+from ._meta import stack_policy
+from .cloudconfig import written_files
+from .hostbundle import HostFileCheck
 
 SERVER = "hcloud:index/server:Server"
 SYSTEMD_DIRS = ("/etc/systemd/system", "/lib/systemd/system", "/usr/lib/systemd/system")
@@ -178,13 +180,10 @@ def _password_at_rest(text: str) -> bool:
     return False
 
 
-def assess_backup_agent(text: str) -> Tuple[List[str], Optional[str]]:
-    """(findings, not-judgeable reason) for the backup agent set up by this user-data."""
-    try:
-        cfg = parse_cloud_config(text)
-        files = written_files(cfg, _wanted)
-    except NotJudgeable as e:
-        return [], str(e)
+def backup_agent_findings(cfg: Dict[str, Any]) -> List[str]:
+    """Findings for the backup agent one (effective) cloud-config sets up; :class:`NotJudgeable`
+    when it cannot be read."""
+    files = written_files(cfg, _wanted)
     units = _systemd_units(files)
     runcmd = _runcmd_text(cfg)
     timers: List[_Timer] = []
@@ -237,33 +236,30 @@ def assess_backup_agent(text: str) -> Tuple[List[str], Optional[str]]:
     if unreadable:
         findings.append(f"the schedule of {', '.join(sorted(unreadable))} cannot be read by this check; use "
                         "OnCalendar=daily, '*-*-* HH:MM', a weekday list or OnUnitActiveSec=")
-    return findings, None
+    return findings
 
 
-def _validate(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
-    user_data = get(args.props, "userData")
-    if user_data is None or (isinstance(user_data, str) and not user_data.strip()):
-        report_violation("the server has no userData, so no backup agent is set up; pass a #cloud-config "
-                         "with a daily restic backup timer and a weekly check.", None)
-        return
-    findings, not_judgeable = assess_backup_agent(user_data if isinstance(user_data, str) else str(user_data))
-    if not_judgeable:
-        report_violation(f"{not_judgeable}; the backup agent cannot be checked.", None)
-    for finding in findings:
-        report_violation(f"userData: {finding}.", None)
+BACKUP_AGENT = HostFileCheck(
+    judge=backup_agent_findings,
+    what="the backup agent",
+    no_user_data="the server has no userData, so no backup agent is set up; pass a #cloud-config "
+                 "with a daily restic backup timer and a weekly check.",
+    unreadable="the backup agent cannot be checked.",
+    finding="{source}: {finding}.",
+)
 
 
-hcloud_server_backup_agent = resource_policy(
+hcloud_server_backup_agent = stack_policy(
     name="hcloud-server-backup-agent",
-    description="Checks that a Hetzner server's cloud-config runs a daily restic backup and a weekly "
-                "repository check from enabled systemd timers with an OnFailure hook, keeps no restic "
-                "password on the host, and names an EU S3 endpoint.",
+    description="Checks that a Hetzner server's cloud-config (with the host bundle it pins) runs a daily "
+                "restic backup and a weekly repository check from enabled systemd timers with an OnFailure "
+                "hook, keeps no restic password on the host, and names an EU S3 endpoint.",
     controls=["BKP-01", "BKP-02", "BKP-03", "INC-01"],
     severity=Severity.HIGH,
     remediation="Render the backup agent of components/hostconfig/backup.py (or equal): a .timer with "
                 "OnCalendar=*-*-* HH:MM:00 UTC starting `restic backup`, a weekly timer starting "
                 "`restic check`, OnFailure= on both services, RESTIC_PASSWORD_COMMAND reading Vault, "
                 "and a repository at s3:https://s3.eu-*.amazonaws.com/<bucket>.",
-    validate=_validate,
+    validate=BACKUP_AGENT.validate,
     applies_to=(SERVER,),
 )

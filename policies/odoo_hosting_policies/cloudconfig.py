@@ -19,6 +19,15 @@ on a Debian 12 image, pessimistic where the image is not known:
    the image default, assumed to be a ``50-cloud-init.conf`` that turns
    password authentication on.
 4. The effective sshd configuration is then computed by :mod:`.sshd`.
+5. When user-data's ``/etc/odoo-hosting/boot.json`` pins a host bundle
+   (``"bundle": {"sha256", "url"}``), the host's files are user-data's and
+   then the bundle's: :func:`host_cloud_config` finds the bundle among the
+   stack's S3 bucket objects by its content's SHA-256 (the hash the host
+   checks), and its ``files`` are written after user-data's (deferred
+   ones included) and its ``activate`` commands run after ``runcmd``. The
+   installer writes each file whole, in plain text, so bundle entries are
+   never decoded. A pin the stack cannot resolve leaves the files unknown:
+   not judgeable, never a pass.
 """
 
 from __future__ import annotations
@@ -27,14 +36,18 @@ import base64
 import binascii
 import functools
 import gzip
+import hashlib
+import json
 import posixpath
 import re
-from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 import yaml
+from pulumi_policy.proxy import UnknownValueError
 
 from . import sshd
+from ._meta import get
 
 _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _JINJA_HEADER_RE = re.compile(r"^##\s*template:\s*jinja\s*$", re.IGNORECASE)
@@ -265,16 +278,258 @@ def _cloud_init_findings(cfg: Dict[str, Any]) -> List[str]:
     return findings
 
 
+def sshd_findings(cfg: Dict[str, Any]) -> List[str]:
+    """ACC-01 findings for one (effective) cloud-config; :class:`NotJudgeable` when it cannot be read."""
+    return _cloud_init_findings(cfg) + sshd.judge_files(sshd_files(cfg))
+
+
+@functools.lru_cache(maxsize=128)
+def _parsed(text: str) -> Tuple[Optional[Dict[str, Any]], Optional[str]]:
+    """(cfg, why not judgeable) for one user-data text, parsed once however many policies read it.
+
+    Cached by content: a fleet's servers usually share a few templates. The
+    cfg is shared: judges read it, never change it."""
+    try:
+        return parse_cloud_config(text), None
+    except NotJudgeable as e:
+        return None, str(e)
+
+
+def judge_text(text: str, judge: Callable[..., Sequence[str]], *params: Any) -> Tuple[Tuple[str, ...], Optional[str]]:
+    """(findings, why not judgeable) of ``judge(cfg, *params)`` on one user-data text alone."""
+    cfg, not_judgeable = _parsed(text)
+    if cfg is None:
+        return (), not_judgeable
+    try:
+        return tuple(judge(cfg, *params)), None
+    except NotJudgeable as e:
+        return (), str(e)
+
+
 @functools.lru_cache(maxsize=128)
 def assess_user_data(text: str) -> Assessment:
-    """ACC-01 findings for one user-data text.
+    """ACC-01 findings for one user-data text alone (no bundle)."""
+    findings, not_judgeable = judge_text(text, sshd_findings)
+    return Assessment(findings, not_judgeable)
 
-    Cached by content: a fleet's servers usually share a few templates.
-    """
+
+# --- the host bundle ---------------------------------------------------------------
+# odoo-hosting's user-data pins (in boot.json) a bundle of further host files that
+# the host fetches from S3 and installs after cloud-init's runcmd; the stack stores
+# it as a bucket object. What the host ends up with is user-data's files, then the
+# bundle's, then the bundle's activation commands.
+
+BOOT_CONFIG_PATH = "/etc/odoo-hosting/boot.json"
+BUNDLE_HEADER = "#odoo-hosting-bundle v1"
+BUNDLE_OBJECT_TYPES = frozenset({"aws:s3/bucketObjectv2:BucketObjectv2", "aws:s3/bucketObject:BucketObject"})
+_SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+_PLAIN_ENCODINGS = ("", "text/plain")
+
+
+@dataclass(frozen=True)
+class BundlePin:
+    """What boot.json says about the host's bundle."""
+
+    sha256: str
+    url: str
+
+    def __str__(self) -> str:
+        return f"host bundle {self.sha256[:12]} ({self.url})"
+
+
+def bundle_pin(cfg: Dict[str, Any]) -> Optional[BundlePin]:
+    """The bundle a cloud-config's boot.json pins; None when it pins none; :class:`NotJudgeable`
+    when boot.json or its pin cannot be read (a pin that cannot be read hides the host's files)."""
+    text = written_files(cfg, lambda path: path == BOOT_CONFIG_PATH).get(BOOT_CONFIG_PATH)
+    if text is None:
+        return None
     try:
-        cfg = parse_cloud_config(text)
-        findings = _cloud_init_findings(cfg)
-        findings.extend(sshd.judge_files(sshd_files(cfg)))
+        boot = json.loads(text)
+    except ValueError:
+        raise NotJudgeable(f"userData's {BOOT_CONFIG_PATH} is not JSON, so whether it pins a host bundle "
+                           "cannot be read") from None
+    pin = boot.get("bundle") if isinstance(boot, dict) else None
+    if pin is None:
+        return None
+    sha, url = (pin.get("sha256"), pin.get("url")) if isinstance(pin, dict) else (None, None)
+    if not (isinstance(sha, str) and _SHA256_RE.match(sha) and isinstance(url, str) and url.strip()):
+        raise NotJudgeable(f"userData's {BOOT_CONFIG_PATH} pins a host bundle without a sha256 (64 lower-case "
+                           "hex digits) and a url, so the host's bundled files cannot be known")
+    return BundlePin(sha, url.strip())
+
+
+@functools.lru_cache(maxsize=64)
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _bundle_entry(index: int, entry: Any) -> Dict[str, Any]:
+    """One ``files`` entry as the installer writes it (plain text, whole file), or :class:`NotJudgeable`."""
+    if not isinstance(entry, dict) or not isinstance(entry.get("path"), str) or not entry["path"].startswith("/"):
+        raise NotJudgeable(f"files entry {index + 1} has no absolute path")
+    path = entry["path"]
+    for key in ("content", "owner", "permissions"):
+        if not isinstance(entry.get(key), str):
+            raise NotJudgeable(f"files entry {path} has no {key} string (the installer needs content, owner "
+                               "and permissions)")
+    encoding = str(entry.get("encoding") or "").strip().lower()
+    if encoding not in _PLAIN_ENCODINGS or entry.get("source") is not None or entry.get("append"):
+        raise NotJudgeable(f"files entry {path} uses encoding, source or append, but the installer writes "
+                           "content as the whole file in plain text")
+    # What the installer writes; deferred: cloud-init's own deferred files are on disk first.
+    return {"path": path, "content": entry["content"], "defer": True}
+
+
+@functools.lru_cache(maxsize=64)
+def read_bundle(text: str) -> Tuple[Tuple[Dict[str, Any], ...], Tuple[List[str], ...], Optional[str]]:
+    """(files, activate, why unreadable) of one bundle text."""
+    try:
+        if text.split("\n", 1)[0].rstrip("\r") != BUNDLE_HEADER:
+            raise NotJudgeable(f"it does not start with the line {BUNDLE_HEADER}")
+        try:
+            data = yaml.load(text, Loader=_YAML_LOADER)
+        except yaml.YAMLError as e:
+            mark = getattr(e, "problem_mark", None)
+            raise NotJudgeable("it is not valid YAML" + (f" (line {mark.line + 1})" if mark else "")) from None
+        if not isinstance(data, dict) or not isinstance(data.get("files"), list):
+            raise NotJudgeable("it has no files list")
+        files = tuple(_bundle_entry(i, entry) for i, entry in enumerate(data["files"]))
+        activate = data.get("activate") or []
+        if not isinstance(activate, list) or not all(
+                isinstance(c, list) and c and all(isinstance(a, str) for a in c) for c in activate):
+            raise NotJudgeable("its activate is not a list of commands (lists of strings)")
     except NotJudgeable as e:
-        return Assessment((), str(e))
-    return Assessment(tuple(findings))
+        return (), (), str(e)
+    return files, tuple(activate), None
+
+
+@dataclass(frozen=True)
+class BundleLookup:
+    """Where a pinned bundle is in the stack: its content and object, or why it is not there."""
+
+    content: Optional[str] = None
+    resource: Any = None
+    problem: Optional[str] = None
+
+
+UNKNOWN_INPUT = object()
+"""What :func:`safe_input` gives for an input unknown at preview."""
+
+
+def safe_input(resource: Any, key: str) -> Any:
+    """``resource``'s input ``key``, :data:`UNKNOWN_INPUT` when it is unknown at preview."""
+    try:
+        return get(resource.props, key)
+    except UnknownValueError:
+        return UNKNOWN_INPUT
+
+
+def bundle_objects(resources: Iterable[Any]) -> List[Any]:
+    return [r for r in resources if r.resource_type in BUNDLE_OBJECT_TYPES]
+
+
+def find_bundle(pin: BundlePin, resources: Iterable[Any]) -> BundleLookup:
+    """The stack's bucket object whose content hashes to the pin (the host checks the same hash)."""
+    objects = bundle_objects(resources)
+    others = []
+    for obj in objects:
+        content = safe_input(obj, "content")
+        if isinstance(content, str) and _sha256(content) == pin.sha256:
+            return BundleLookup(content=content, resource=obj)
+        key = safe_input(obj, "key")
+        if content is UNKNOWN_INPUT:
+            others.append(f"the content of '{obj.name}' is unknown at preview")
+        elif not isinstance(content, str):
+            others.append(f"'{obj.name}' has no content string")
+        elif isinstance(key, str) and pin.sha256 in key:
+            others.append(f"'{obj.name}' at key {key} has content with SHA-256 {_sha256(content)[:12]}, "
+                          "not the pinned one (the host would refuse it)")
+    if not objects:
+        why = "the stack has no S3 bucket object"
+    else:
+        why = "; ".join(others) or f"no content of its {len(objects)} S3 bucket object(s) has that SHA-256"
+    return BundleLookup(problem=f"userData pins {pin}, which the stack does not hold: {why}")
+
+
+@dataclass(eq=False)
+class HostCloudConfig:
+    """What cloud-init and the bundle installer give a server: the effective cloud-config
+    (user-data's, with the bundle's files written after its own and the bundle's activation
+    commands after its runcmd), or why it cannot be known."""
+
+    cfg: Optional[Dict[str, Any]]
+    source: str = "userData"
+    """Where the files come from, for messages: userData, or userData and its bundle."""
+    missing: bool = False
+    """The server has no userData at all."""
+    not_judgeable: Optional[str] = None
+    """Why user-data or its bundle cannot be read (unknown at preview, not a cloud-config, bundle missing)."""
+    pin: Optional[BundlePin] = None
+    bundle_problem: Optional[str] = None
+    """Why the pinned bundle (or the pin) cannot be used; also in ``not_judgeable``."""
+    _judged: Dict[Any, Tuple[Tuple[str, ...], Optional[str]]] = field(default_factory=dict, repr=False)
+
+    def judge(self, judge: Callable[..., Sequence[str]], *params: Any) -> Tuple[Tuple[str, ...], Optional[str]]:
+        """(findings, why not judgeable) of ``judge(cfg, *params)``, judged once per config."""
+        key = (judge, params)
+        if key not in self._judged:
+            if self.cfg is None:
+                self._judged[key] = ((), self.not_judgeable)
+            else:
+                try:
+                    self._judged[key] = (tuple(judge(self.cfg, *params)), None)
+                except NotJudgeable as e:
+                    self._judged[key] = ((), str(e))
+        return self._judged[key]
+
+
+@functools.lru_cache(maxsize=64)
+def _user_data_host(text: str) -> Tuple[HostCloudConfig, Optional[BundlePin]]:
+    cfg, not_judgeable = _parsed(text)
+    if cfg is None:
+        return HostCloudConfig(None, not_judgeable=not_judgeable), None
+    try:
+        pin = bundle_pin(cfg)
+    except NotJudgeable as e:
+        return HostCloudConfig(None, not_judgeable=str(e), bundle_problem=str(e)), None
+    return HostCloudConfig(cfg), pin
+
+
+def _unusable(pin: BundlePin, problem: str) -> HostCloudConfig:
+    return HostCloudConfig(None, not_judgeable=problem, pin=pin, bundle_problem=problem)
+
+
+@functools.lru_cache(maxsize=64)
+def _bundled_host(text: str, bundle: str) -> HostCloudConfig:
+    user_data, pin = _user_data_host(text)
+    assert user_data.cfg is not None and pin is not None
+    files, activate, unreadable = read_bundle(bundle)
+    if unreadable:
+        return _unusable(pin, f"{pin} is not a readable {BUNDLE_HEADER} document: {unreadable}")
+    cfg = dict(user_data.cfg)
+    own_files = cfg.get("write_files") or []
+    runcmd = cfg.get("runcmd") or []
+    cfg["write_files"] = [*own_files, *files] if isinstance(own_files, list) else own_files
+    cfg["runcmd"] = [*(runcmd if isinstance(runcmd, list) else [runcmd]), *activate]
+    return HostCloudConfig(cfg, source=f"userData with its host bundle {pin.sha256[:12]}", pin=pin)
+
+
+def host_cloud_config(server_props: Mapping[str, Any], resources: Iterable[Any]) -> HostCloudConfig:
+    """The effective cloud-config of a server (``hcloud:index/server:Server`` props) in a stack.
+
+    Parsed and merged once per user-data and bundle text, however many policies ask."""
+    try:
+        user_data = get(server_props, "userData")
+    except UnknownValueError:
+        return HostCloudConfig(None, not_judgeable="userData is unknown at preview (it depends on a value "
+                                                   "decided at deploy time), so the host's files cannot be read")
+    if user_data is None or (isinstance(user_data, str) and not user_data.strip()):
+        return HostCloudConfig(None, missing=True)
+    text = user_data if isinstance(user_data, str) else str(user_data)
+    host, pin = _user_data_host(text)
+    if pin is None:
+        return host
+    found = find_bundle(pin, resources)
+    if found.content is None:
+        return _unusable(pin, found.problem or f"{pin} cannot be found")
+    return _bundled_host(text, found.content)

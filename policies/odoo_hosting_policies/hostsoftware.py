@@ -3,8 +3,9 @@
 
 Like :mod:`.cloudconfig` for sshd, these compute the configuration the host
 ends up with: Debian 12's packaged files (modelled below, pessimistic where
-the image is not known) overlaid with the cloud-config's ``write_files``, in
-the order the daemons read them.
+the image is not known) overlaid with the cloud-config's ``write_files`` (and
+the host bundle's files, see :mod:`.hostbundle`), in the order the daemons
+read them.
 
 fail2ban reads ``jail.conf``, ``jail.d/*.conf``, ``jail.local``,
 ``jail.d/*.local`` into one INI configuration: a later file wins for the
@@ -21,15 +22,15 @@ later scalar wins, list items add up and ``#clear`` empties a list.
 from __future__ import annotations
 
 import configparser
-import functools
 import posixpath
 import re
 from typing import Any, Dict, List, Optional, Tuple
 
-from pulumi_policy import ReportViolation, ResourceValidationArgs, Severity
+from pulumi_policy import Severity, StackValidationArgs
 
-from ._meta import config_int, get, resource_policy
-from .cloudconfig import NotJudgeable, packages_of, parse_cloud_config, written_files
+from ._meta import config_int, stack_policy
+from .cloudconfig import NotJudgeable, packages_of, written_files
+from .hostbundle import HostFileCheck
 
 SERVER = "hcloud:index/server:Server"
 
@@ -206,27 +207,22 @@ def _jail_findings(jails: _Jails, jail: str, max_retry: int, min_find: int, min_
     return findings
 
 
-@functools.lru_cache(maxsize=128)
-def assess_fail2ban(text: str, max_retry: int = DEFAULT_MAX_RETRY, min_find: int = DEFAULT_MIN_FIND_TIME,
-                    min_ban: int = DEFAULT_MIN_BAN_TIME) -> Tuple[Tuple[str, ...], Optional[str]]:
-    """(findings, why not judgeable) for one user-data text."""
-    try:
-        cfg = parse_cloud_config(text)
-        findings: List[str] = []
-        if "fail2ban" not in packages_of(cfg):
-            findings.append("fail2ban is not in packages; add it to the cloud-config's packages")
-        jails = _Jails(fail2ban_files(cfg))
-        enabled = jails.enabled_jails()
-        if "sshd" not in enabled:
-            findings.append("the sshd jail is not enabled; set enabled = true in [sshd]")
-        if not any("odoo" in j.lower() or "odoo" in (jails.value(j, "filter") or "").lower() for j in enabled):
-            findings.append("no enabled jail watches Odoo's failed logins; add an [odoo] jail with a filter "
-                            "matching 'Login failed' lines")
-        for jail in enabled:
-            findings.extend(_jail_findings(jails, jail, max_retry, min_find, min_ban))
-    except NotJudgeable as e:
-        return (), str(e)
-    return tuple(findings), None
+def fail2ban_findings(cfg: Dict[str, Any], max_retry: int = DEFAULT_MAX_RETRY,
+                      min_find: int = DEFAULT_MIN_FIND_TIME, min_ban: int = DEFAULT_MIN_BAN_TIME) -> List[str]:
+    """ACC-04/INC-01 findings for one (effective) cloud-config; :class:`NotJudgeable` when unreadable."""
+    findings: List[str] = []
+    if "fail2ban" not in packages_of(cfg):
+        findings.append("fail2ban is not in packages; add it to the cloud-config's packages")
+    jails = _Jails(fail2ban_files(cfg))
+    enabled = jails.enabled_jails()
+    if "sshd" not in enabled:
+        findings.append("the sshd jail is not enabled; set enabled = true in [sshd]")
+    if not any("odoo" in j.lower() or "odoo" in (jails.value(j, "filter") or "").lower() for j in enabled):
+        findings.append("no enabled jail watches Odoo's failed logins; add an [odoo] jail with a filter "
+                        "matching 'Login failed' lines")
+    for jail in enabled:
+        findings.extend(_jail_findings(jails, jail, max_retry, min_find, min_ban))
+    return findings
 
 
 _F2B_CONFIG = {
@@ -245,35 +241,28 @@ _F2B_CONFIG = {
 }
 
 
-def _user_data(args: ResourceValidationArgs, report_violation: ReportViolation, what: str) -> Optional[str]:
-    user_data = get(args.props, "userData")  # unknown: UnknownValueError, never a silent pass
-    if user_data is None or (isinstance(user_data, str) and not user_data.strip()):
-        report_violation(f"the server has no userData, so {what} is not set up; pass a #cloud-config that "
-                         "configures it.", None)
-        return None
-    return user_data if isinstance(user_data, str) else str(user_data)
+def _fail2ban_limits(args: StackValidationArgs) -> Tuple[int, int, int]:
+    return (config_int(args, "fail2banMaxRetry", DEFAULT_MAX_RETRY, minimum=1),
+            config_int(args, "fail2banMinFindTimeSeconds", DEFAULT_MIN_FIND_TIME, minimum=1),
+            config_int(args, "fail2banMinBanTimeSeconds", DEFAULT_MIN_BAN_TIME, minimum=1))
 
 
-def _validate_fail2ban(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
-    max_retry = config_int(args, "fail2banMaxRetry", DEFAULT_MAX_RETRY, minimum=1)
-    min_find = config_int(args, "fail2banMinFindTimeSeconds", DEFAULT_MIN_FIND_TIME, minimum=1)
-    min_ban = config_int(args, "fail2banMinBanTimeSeconds", DEFAULT_MIN_BAN_TIME, minimum=1)
-    text = _user_data(args, report_violation, "fail2ban")
-    if text is None:
-        return
-    findings, not_judgeable = assess_fail2ban(text, max_retry, min_find, min_ban)
-    if not_judgeable:
-        report_violation(f"{not_judgeable}; fail2ban's configuration cannot be checked. Pass a #cloud-config "
-                         "that writes the jails to /etc/fail2ban/jail.d/.", None)
-    for finding in findings:
-        report_violation(f"userData leaves fail2ban too weak: {finding} (in /etc/fail2ban/jail.d/*.local).", None)
+FAIL2BAN = HostFileCheck(
+    judge=fail2ban_findings,
+    params=_fail2ban_limits,
+    what="fail2ban's configuration",
+    no_user_data="the server has no userData, so fail2ban is not set up; pass a #cloud-config that configures it.",
+    unreadable="fail2ban's configuration cannot be checked. Pass a #cloud-config (or host bundle) that writes "
+               "the jails to /etc/fail2ban/jail.d/.",
+    finding="{source} leaves fail2ban too weak: {finding} (in /etc/fail2ban/jail.d/*.local).",
+)
 
 
-hcloud_server_fail2ban = resource_policy(
+hcloud_server_fail2ban = stack_policy(
     name="hcloud-server-fail2ban-jails",
-    description="Checks that a Hetzner server's cloud-config installs fail2ban with enabled sshd and Odoo "
-                "jails that ban after at most 5 failures within at least 10 minutes, for at least 1 hour, "
-                "through nftables, and that every enabled jail also reports its bans to the incident channel "
+    description="Checks that a Hetzner server's cloud-config (with the host bundle it pins) installs fail2ban "
+                "with enabled sshd and Odoo jails that ban after at most 5 failures within at least 10 "
+                "minutes, for at least 1 hour, through nftables, and that every enabled jail also reports its bans to the incident channel "
                 "(an action running odoo-hosting-notify --ban; Debian 12 defaults applied first).",
     controls=["ACC-04", "INC-01"],
     severity=Severity.HIGH,
@@ -281,7 +270,7 @@ hcloud_server_fail2ban = resource_policy(
                 "findtime = 10m, bantime = 1h, banaction = nftables-multiport, and enabled [sshd] and "
                 "[odoo] jails whose action lists add an action (in /etc/fail2ban/action.d/) running "
                 "odoo-hosting-notify --ban <name> <ip> in the background.",
-    validate=_validate_fail2ban,
+    validate=FAIL2BAN.validate,
     applies_to=(SERVER,),
     config=_F2B_CONFIG,
 )
@@ -403,57 +392,52 @@ def _apt_true(value: Optional[str]) -> bool:
     return isinstance(value, str) and value.strip().lower() in ("true", "yes", "1", "on")
 
 
-@functools.lru_cache(maxsize=128)
-def assess_unattended_upgrades(text: str) -> Tuple[Tuple[str, ...], Optional[str]]:
-    try:
-        cfg = parse_cloud_config(text)
-        findings: List[str] = []
-        if "unattended-upgrades" not in packages_of(cfg):
-            findings.append("unattended-upgrades is not in packages; add it to the cloud-config's packages")
-        apt = apt_config(cfg)
-        for key in ("APT::Periodic::Update-Package-Lists", "APT::Periodic::Unattended-Upgrade"):
-            value = apt.scalars.get(key.lower())
-            if not isinstance(value, str) or value.strip() != "1":
-                findings.append(f'{key} is {value!r}, not "1" (daily); set {key} "1";')
-        patterns = apt.lists.get("unattended-upgrade::origins-pattern", [])
-        origins = apt.lists.get("unattended-upgrade::allowed-origins", [])
-        if not any("security" in p.lower() for p in patterns + origins):
-            findings.append("no Unattended-Upgrade::Origins-Pattern names a security origin; add "
-                            '"origin=Debian,codename=${distro_codename}-security,label=Debian-Security"')
-        if not _apt_true(apt.scalars.get("unattended-upgrade::automatic-reboot")):
-            findings.append('Unattended-Upgrade::Automatic-Reboot is not "true", so security fixes that need a '
-                            'reboot never take effect; set it to "true"')
-        reboot_time = apt.scalars.get("unattended-upgrade::automatic-reboot-time")
-        if not isinstance(reboot_time, str) or not _HHMM.match(reboot_time.strip()):
-            findings.append(f"Unattended-Upgrade::Automatic-Reboot-Time is {reboot_time!r}, so the reboot happens "
-                            'right after the upgrade, not in the maintenance window; set it to "HH:MM"')
-    except NotJudgeable as e:
-        return (), str(e)
-    return tuple(findings), None
+def unattended_upgrades_findings(cfg: Dict[str, Any]) -> List[str]:
+    """SWU-01 findings for one (effective) cloud-config; :class:`NotJudgeable` when unreadable."""
+    findings: List[str] = []
+    if "unattended-upgrades" not in packages_of(cfg):
+        findings.append("unattended-upgrades is not in packages; add it to the cloud-config's packages")
+    apt = apt_config(cfg)
+    for key in ("APT::Periodic::Update-Package-Lists", "APT::Periodic::Unattended-Upgrade"):
+        value = apt.scalars.get(key.lower())
+        if not isinstance(value, str) or value.strip() != "1":
+            findings.append(f'{key} is {value!r}, not "1" (daily); set {key} "1";')
+    patterns = apt.lists.get("unattended-upgrade::origins-pattern", [])
+    origins = apt.lists.get("unattended-upgrade::allowed-origins", [])
+    if not any("security" in p.lower() for p in patterns + origins):
+        findings.append("no Unattended-Upgrade::Origins-Pattern names a security origin; add "
+                        '"origin=Debian,codename=${distro_codename}-security,label=Debian-Security"')
+    if not _apt_true(apt.scalars.get("unattended-upgrade::automatic-reboot")):
+        findings.append('Unattended-Upgrade::Automatic-Reboot is not "true", so security fixes that need a '
+                        'reboot never take effect; set it to "true"')
+    reboot_time = apt.scalars.get("unattended-upgrade::automatic-reboot-time")
+    if not isinstance(reboot_time, str) or not _HHMM.match(reboot_time.strip()):
+        findings.append(f"Unattended-Upgrade::Automatic-Reboot-Time is {reboot_time!r}, so the reboot happens "
+                        'right after the upgrade, not in the maintenance window; set it to "HH:MM"')
+    return findings
 
 
-def _validate_unattended(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
-    text = _user_data(args, report_violation, "unattended-upgrades")
-    if text is None:
-        return
-    findings, not_judgeable = assess_unattended_upgrades(text)
-    if not_judgeable:
-        report_violation(f"{not_judgeable}; unattended-upgrades cannot be checked. Pass a #cloud-config that "
-                         "writes its settings to /etc/apt/apt.conf.d/.", None)
-    for finding in findings:
-        report_violation(f"userData leaves automatic security updates off or incomplete: {finding}.", None)
+UNATTENDED = HostFileCheck(
+    judge=unattended_upgrades_findings,
+    what="unattended-upgrades",
+    no_user_data="the server has no userData, so unattended-upgrades is not set up; pass a #cloud-config that "
+                 "configures it.",
+    unreadable="unattended-upgrades cannot be checked. Pass a #cloud-config (or host bundle) that writes its "
+               "settings to /etc/apt/apt.conf.d/.",
+    finding="{source} leaves automatic security updates off or incomplete: {finding}.",
+)
 
 
-hcloud_server_unattended_upgrades = resource_policy(
+hcloud_server_unattended_upgrades = stack_policy(
     name="hcloud-server-unattended-upgrades",
-    description="Checks that a Hetzner server's cloud-config installs unattended-upgrades, runs it daily for "
-                "the Debian security origins, and reboots automatically at a set time (Debian 12 defaults "
-                "applied first).",
+    description="Checks that a Hetzner server's cloud-config (with the host bundle it pins) installs "
+                "unattended-upgrades, runs it daily for the Debian security origins, and reboots "
+                "automatically at a set time (Debian 12 defaults applied first).",
     controls=["SWU-01"],
     severity=Severity.HIGH,
     remediation='Install unattended-upgrades and write /etc/apt/apt.conf.d/52<name> with APT::Periodic::'
                 'Update-Package-Lists "1"; APT::Periodic::Unattended-Upgrade "1"; a security Origins-Pattern; '
                 'Unattended-Upgrade::Automatic-Reboot "true"; and Automatic-Reboot-Time "HH:MM".',
-    validate=_validate_unattended,
+    validate=UNATTENDED.validate,
     applies_to=(SERVER,),
 )

@@ -7,8 +7,9 @@ from typing import Any, Sequence
 from pulumi_policy import ReportViolation, ResourceValidationArgs, Severity
 from pulumi_policy.proxy import UnknownValueError
 
-from ._meta import get, resource_policy
-from .cloudconfig import assess_user_data
+from ._meta import get, resource_policy, stack_policy
+from .cloudconfig import sshd_findings
+from .hostbundle import HostFileCheck
 
 SERVER = "hcloud:index/server:Server"
 
@@ -46,38 +47,29 @@ hcloud_server_ssh_keys = resource_policy(
 )
 
 
-def _validate_sshd(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
-    # An unknown userData raises UnknownValueError here on purpose: the SDK
-    # reports "can't run policy during preview" instead of a silent pass.
-    user_data = get(args.props, "userData")
-    if user_data is None or (isinstance(user_data, str) and not user_data.strip()):
-        report_violation(
-            "the server has no userData, so sshd keeps the image defaults (password authentication on); "
-            "set userData to a #cloud-config that installs a key-only sshd drop-in and ssh_pwauth: false.", None)
-        return
-    assessment = assess_user_data(user_data if isinstance(user_data, str) else str(user_data))
-    if assessment.not_judgeable:
-        report_violation(
-            f"{assessment.not_judgeable}; this mandatory check cannot pass on what it cannot read. "
-            "Pass a #cloud-config as userData (sshd settings in write_files, ssh_pwauth: false).", None)
-        return
-    for finding in assessment.findings:
-        report_violation(
-            f"userData leaves sshd not key-only: {finding}. Fix it in the cloud-config "
-            "(an early /etc/ssh/sshd_config.d/ drop-in wins: sshd takes the first value it reads).", None)
+SSHD = HostFileCheck(
+    judge=sshd_findings,
+    what="sshd",
+    no_user_data="the server has no userData, so sshd keeps the image defaults (password authentication on); "
+                 "set userData to a #cloud-config that installs a key-only sshd drop-in and ssh_pwauth: false.",
+    unreadable="this mandatory check cannot pass on what it cannot read. Pass a #cloud-config as userData "
+               "(sshd settings in write_files or its host bundle, ssh_pwauth: false).",
+    finding="{source} leaves sshd not key-only: {finding}. Fix it in the cloud-config or its bundle (an early "
+            "/etc/ssh/sshd_config.d/ drop-in wins: sshd takes the first value it reads).",
+)
 
 
-hcloud_server_sshd_key_only = resource_policy(
+hcloud_server_sshd_key_only = stack_policy(
     name="hcloud-server-sshd-key-only",
-    description="Checks that a Hetzner server's cloud-config user-data yields an effective sshd "
-                "configuration that is key-only (no passwords, no keyboard-interactive, no root, "
-                "MaxAuthTries <= 3, no weak algorithms).",
+    description="Checks that a Hetzner server's cloud-config user-data (with the host bundle it pins) "
+                "yields an effective sshd configuration that is key-only (no passwords, no "
+                "keyboard-interactive, no root, MaxAuthTries <= 3, no weak algorithms).",
     controls=["ACC-01"],
     severity=Severity.CRITICAL,
-    remediation="In the server's #cloud-config set ssh_pwauth: false and write a drop-in that sorts "
-                "before 50-cloud-init.conf (e.g. /etc/ssh/sshd_config.d/10-hardening.conf) with "
+    remediation="In the server's #cloud-config set ssh_pwauth: false and write (there or in its host bundle) "
+                "a drop-in that sorts before 50-cloud-init.conf (e.g. /etc/ssh/sshd_config.d/10-hardening.conf) with "
                 "PasswordAuthentication no, KbdInteractiveAuthentication no, PermitRootLogin no, "
                 "AuthenticationMethods publickey and MaxAuthTries 3; keep Match blocks from loosening them.",
-    validate=_validate_sshd,
+    validate=SSHD.validate,
     applies_to=(SERVER,),
 )

@@ -3,14 +3,18 @@
 Props go through the SDK's ``unknown_checking_proxy`` like in the engine, so
 a value set to :data:`UNKNOWN` raises ``UnknownValueError`` when a policy
 reads it. Baselines are compliant resources; tests change one field.
+:func:`run_policy` drives a stack policy too: the resource becomes a stack of
+one (plus ``stack=[...]``), so per-server tests keep their shape.
 """
 
 from __future__ import annotations
 
 import copy
+import functools
+import hashlib
 import sys
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 ROOT = Path(__file__).resolve().parents[2]
 POLICIES_DIR = ROOT / "policies"
@@ -24,6 +28,7 @@ from pulumi_policy import (  # noqa: E402
     PolicyResourceOptions,
     ResourceValidationArgs,
     StackValidationArgs,
+    StackValidationPolicy,
 )
 from pulumi_policy.policy import _NotApplicableError  # noqa: E402  (what args.not_applicable() raises)
 from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, unknown_checking_proxy  # noqa: E402
@@ -141,10 +146,13 @@ def provider(region: Optional[str], name: str = "eu-provider") -> PolicyProvider
 
 def run_policy(policy: Any, resource_type: str, props: Mapping[str, Any], *, name: str = "res",
                protect: bool = False, provider_resource: Optional[PolicyProviderResource] = None,
-               config: Optional[Mapping[str, Any]] = None) -> List[str]:
+               config: Optional[Mapping[str, Any]] = None, stack: Optional[List[PolicyResource]] = None) -> List[str]:
     """The violation messages ``policy`` reports for one resource ([] when the policy answers
-    "not applicable" for its type; :func:`not_applicable_reason` tells that apart)."""
+    "not applicable" for its type; :func:`not_applicable_reason` tells that apart). A stack policy
+    judges a stack of that resource and the ``stack`` resources."""
     try:
+        if isinstance(policy, StackValidationPolicy):
+            return run_stack_policy(policy, [stack_resource(resource_type, props, name), *(stack or [])], config)
         return _validate_resource(policy, resource_type, props, name=name, protect=protect,
                                   provider_resource=provider_resource, config=config)
     except _NotApplicableError:
@@ -184,8 +192,71 @@ def stack_resource(resource_type: str, props: Mapping[str, Any], name: str, *,
         list(dependencies or []), dict(property_dependencies or {}))
 
 
+def stack_violations(policy: Any, resources: List[PolicyResource],
+                     config: Optional[Mapping[str, Any]] = None) -> List[Tuple[str, Optional[str]]]:
+    """(message, URN) of each violation a stack policy reports; "not applicable" raises
+    ``_NotApplicableError`` (see :func:`stack_not_applicable_reason`)."""
+    violations: List[Tuple[str, Optional[str]]] = []
+    policy.validate(StackValidationArgs(resources, config),
+                    lambda message, urn=None: violations.append((message, urn)))
+    return violations
+
+
 def run_stack_policy(policy: Any, resources: List[PolicyResource],
                      config: Optional[Mapping[str, Any]] = None) -> List[str]:
-    violations: List[str] = []
-    policy.validate(StackValidationArgs(resources, config), lambda message, urn=None: violations.append(message))
-    return violations
+    return [message for message, _urn in stack_violations(policy, resources, config)]
+
+
+def stack_not_applicable_reason(policy: Any, resources: List[PolicyResource]) -> Optional[str]:
+    """The reason a stack policy gives for ``args.not_applicable(...)``, None when it judges the stack."""
+    try:
+        stack_violations(policy, resources)
+    except _NotApplicableError as e:
+        return e.message
+    return None
+
+
+# --- the host bundle: user-data pins it, the stack stores it as a bucket object ---------
+
+BUNDLE_OBJECT = "aws:s3/bucketObjectv2:BucketObjectv2"
+BUNDLE_BUCKET = "odoo-hosting-acme-backups"
+
+
+def bundle_sha256(bundle: str) -> str:
+    return hashlib.sha256(bundle.encode("utf-8")).hexdigest()
+
+
+def bundle_object(bundle: Any, *, name: str = "host-bundle", key: Optional[str] = None,
+                  bucket: Any = BUNDLE_BUCKET, resource_type: str = BUNDLE_OBJECT) -> PolicyResource:
+    """The bucket object the stack stores a bundle in (at its content-addressed key unless ``key``)."""
+    if key is None:
+        key = f"host-bundle/{bundle_sha256(bundle)}.yaml" if isinstance(bundle, str) else "host-bundle/x.yaml"
+    return stack_resource(resource_type, {"bucket": bucket, "key": key, "content": bundle,
+                                          "contentType": "application/yaml"}, name)
+
+
+def repin(user_data: str, old_bundle: str, new_bundle: str) -> str:
+    """user-data pinning ``new_bundle`` where it pinned ``old_bundle`` (the sha256 and the url)."""
+    old, new = bundle_sha256(old_bundle), bundle_sha256(new_bundle)
+    assert old in user_data
+    return user_data.replace(old, new)
+
+
+def server_with(user_data: Any) -> Dict[str, Any]:
+    props = good_server()
+    props["userData"] = user_data
+    return props
+
+
+@functools.lru_cache(maxsize=None)
+def rendered_host(stack: str = "example-public") -> Any:
+    """The real renderer's user-data and bundle for an example stack (``.user_data``, ``.bundle``, ``.pin``)."""
+    from components.hostconfig import render_host
+    from tests.conftest import example_settings
+    return render_host(example_settings(stack))
+
+
+def host_stack(user_data: Any, bundle: Any, *, pin: Any, **object_args: Any) -> List[PolicyResource]:
+    """The rendered server and its bundle object (in the bucket the pin names) as a stack."""
+    object_args.setdefault("bucket", pin.bucket)
+    return [stack_resource(SERVER, server_with(user_data), "acme-host"), bundle_object(bundle, **object_args)]

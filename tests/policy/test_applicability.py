@@ -3,11 +3,14 @@ PolicyNotApplicable answer for the rest and preflight can tell "kept" from "not 
 
 from __future__ import annotations
 
-from pulumi_policy import ResourceValidationPolicy
+from pulumi_policy import ResourceValidationPolicy, StackValidationPolicy
 
 from odoo_hosting_policies import ALL_POLICIES
 
-from .conftest import AWS_PROVIDER, BUCKET, FIREWALL, SERVER, VOLUME, not_applicable_reason
+from .conftest import (
+    AWS_PROVIDER, BUCKET, FIREWALL, SERVER, VOLUME, not_applicable_reason, stack_not_applicable_reason,
+    stack_resource,
+)
 
 UNRELATED = "random:index/randomPassword:RandomPassword"
 CONTAINER = "docker:index/container:Container"
@@ -18,11 +21,8 @@ JUDGED = {
     "aws-provider-eu-region": AWS_PROVIDER,
     "aws-resource-eu-region": "aws:sqs/queue:Queue",  # any aws:* type, not only the tagged ones
     "hcloud-server-ssh-keys-required": SERVER,
-    "hcloud-server-sshd-key-only": SERVER,
     "hcloud-firewall-no-public-ingress-except-allowed": FIREWALL,
     "hcloud-server-firewall-attached": SERVER,
-    "hcloud-server-fail2ban-jails": SERVER,
-    "hcloud-server-unattended-upgrades": SERVER,
     "docker-image-pinned-by-digest": "docker:index/remoteImage:RemoteImage",
     "hcloud-volume-no-provider-format": "hcloud:index/volumeAttachment:VolumeAttachment",
     "hcloud-volume-delete-protected": VOLUME,
@@ -44,7 +44,6 @@ JUDGED = {
     "docker-odoo-conf-hardened": CONTAINER,
     "docker-odoo-outside-connections-tls": CONTAINER,
     "docker-odoo-sso-ldap-tls": CONTAINER,
-    "hcloud-server-backup-agent": "hcloud:index/server:Server",
 }
 
 
@@ -64,3 +63,24 @@ def test_every_resource_policy_declares_what_it_judges():
         if reason is not None:
             problems.append(f"{policy.name}: {judged}, a type it judges, is answered 'not applicable' ({reason})")
     assert not problems, "\n".join(problems)
+
+
+# Stack policies that judge only stacks holding some types (``stack_policy(applies_to=...)``):
+# policy name -> one such type.
+STACK_JUDGED = {
+    "hcloud-server-sshd-key-only": SERVER,
+    "hcloud-server-fail2ban-jails": SERVER,
+    "hcloud-server-unattended-upgrades": SERVER,
+    "hcloud-server-backup-agent": SERVER,
+    "hcloud-server-host-bundle": "aws:s3/bucketObjectv2:BucketObjectv2",
+}
+
+
+def test_stack_policies_with_types_answer_not_applicable_for_a_stack_without_them():
+    stack_policies = {p.name: p for p in ALL_POLICIES if isinstance(p, StackValidationPolicy)}
+    assert set(STACK_JUDGED) <= set(stack_policies)
+    unrelated = [stack_resource(UNRELATED, {}, "pw")]
+    for name, judged in STACK_JUDGED.items():
+        reason = stack_not_applicable_reason(stack_policies[name], unrelated)
+        assert reason and reason.startswith("judges only") and reason.endswith("the stack has none"), name
+        assert stack_not_applicable_reason(stack_policies[name], [stack_resource(judged, {}, "x")]) is None, name

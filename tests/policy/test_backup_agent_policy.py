@@ -6,9 +6,13 @@ import pytest
 import yaml
 
 from odoo_hosting_policies.backupagent import (
-    assess_backup_agent, calendar_period, hcloud_server_backup_agent, span_seconds,
+    backup_agent_findings, calendar_period, hcloud_server_backup_agent, span_seconds,
 )
-from tests.policy.conftest import SERVER, good_server, run_policy
+from odoo_hosting_policies.cloudconfig import judge_text
+from tests.conftest import EXAMPLE_STACKS
+from tests.policy.conftest import (
+    SERVER, good_server, host_stack, rendered_host, repin, run_policy, run_stack_policy,
+)
 
 BASELINE = """\
 #cloud-config
@@ -65,11 +69,26 @@ def test_baseline_is_compliant():
     assert violations(BASELINE) == []
 
 
-def test_the_rendered_agent_of_both_examples_is_compliant():
-    from components.hostconfig import render_cloud_config
-    from tests.conftest import EXAMPLE_STACKS, example_settings
-    for stack in EXAMPLE_STACKS:
-        assert assess_backup_agent(render_cloud_config(example_settings(stack))) == ([], None)
+@pytest.mark.parametrize("stack", EXAMPLE_STACKS)
+def test_the_rendered_agent_of_both_examples_is_compliant(stack):
+    """The agent comes in the host bundle user-data pins (render_host's .bundle)."""
+    host = rendered_host(stack)
+    assert run_stack_policy(hcloud_server_backup_agent, host_stack(host.user_data, host.bundle, pin=host.pin)) == []
+
+
+def test_the_rendered_agent_is_in_the_bundle_not_in_user_data():
+    host = rendered_host()
+    findings, not_judgeable = judge_text(host.user_data, backup_agent_findings)
+    assert not_judgeable is None and any("daily backup" in f for f in findings)
+
+
+def test_a_broken_agent_in_the_rendered_bundle_is_a_violation():
+    host = rendered_host()
+    bundle = host.bundle.replace("OnFailure=odoo-hosting-backup-failed@%n.service\n", "", 1)
+    assert bundle != host.bundle
+    [message] = run_stack_policy(hcloud_server_backup_agent,
+                                 host_stack(repin(host.user_data, host.bundle, bundle), bundle, pin=host.pin))
+    assert "odoo-hosting-backup.service has no OnFailure=" in message and "host bundle" in message
 
 
 def test_no_backup_timer_at_all_is_a_violation():
@@ -137,7 +156,8 @@ def test_a_repository_outside_the_eu_is_a_violation(url, region):
     assert region in message and "BKP-02" in message
 
 
-def test_the_packed_form_is_read_too():
+def test_a_foreign_gz_b64_write_files_entry_is_decoded():
+    """Other programs' cloud-configs may encode files (cloud-init decodes them); so does the pack."""
     import base64
     import gzip
     doc = yaml.safe_load(BASELINE)

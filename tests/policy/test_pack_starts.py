@@ -26,13 +26,22 @@ def _read_port(proc: subprocess.Popen, timeout: float = 60.0) -> str:
     return line[0].strip().decode()
 
 
-def _analyze(stub, resource_type, props):
+def _resource(resource_type, props, message=analyzer_pb2.AnalyzeRequest):
     properties = struct_pb2.Struct()
     properties.update(props)
-    request = analyzer_pb2.AnalyzeRequest(
-        type=resource_type, properties=properties, name="res",
-        urn=f"urn:pulumi:dev::odoo-hosting::{resource_type}::res")
-    return list(stub.Analyze(request, timeout=30).diagnostics)
+    return message(type=resource_type, properties=properties, name="res",
+                   urn=f"urn:pulumi:dev::odoo-hosting::{resource_type}::res")
+
+
+def _analyze(stub, resource_type, props):
+    return list(stub.Analyze(_resource(resource_type, props), timeout=30).diagnostics)
+
+
+def _analyze_stack(stub, resource_type, props):
+    """A stack of one resource (the host-file policies are stack policies)."""
+    request = analyzer_pb2.AnalyzeStackRequest(
+        resources=[_resource(resource_type, props, analyzer_pb2.AnalyzerResource)])
+    return list(stub.AnalyzeStack(request, timeout=30).diagnostics)
 
 
 def test_pack_starts_like_the_engine_and_lists_every_policy():
@@ -51,7 +60,7 @@ def test_pack_starts_like_the_engine_and_lists_every_policy():
             firewall_diags = _analyze(stub, FIREWALL, open_ssh)
             unknown_user_data = good_server()
             unknown_user_data["userData"] = UNKNOWN
-            server_diags = _analyze(stub, SERVER, unknown_user_data)
+            server_diags = _analyze_stack(stub, SERVER, unknown_user_data)
         assert info.name == "odoo-hosting"
         assert [p.name for p in info.policies] == [p.name for p in ALL_POLICIES]
         by_name = {p.name: p for p in info.policies}
@@ -63,8 +72,9 @@ def test_pack_starts_like_the_engine_and_lists_every_policy():
         ingress = [d for d in firewall_diags if d.policyName == "hcloud-firewall-no-public-ingress-except-allowed"]
         assert ingress and ingress[0].enforcementLevel == 1 and "tcp port 22" in ingress[0].message
         sshd = [d for d in server_diags if d.policyName == "hcloud-server-sshd-key-only"]
-        # Unknown user-data at preview: an advisory "can't run", never a silent pass.
-        assert len(sshd) == 1 and sshd[0].enforcementLevel == 0 and "can't run policy" in sshd[0].message
+        # Unknown user-data at preview: a mandatory violation on that server, never a silent pass.
+        assert len(sshd) == 1 and sshd[0].enforcementLevel == 1 and "unknown at preview" in sshd[0].message
+        assert sshd[0].urn.endswith("::res")
     finally:
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=10)
