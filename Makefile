@@ -55,7 +55,9 @@ system-deps:
 # Recompile the lock after changing requirements.in.
 lock: $(STAMP)
 	$(PY) -m pip install --quiet pip-tools
-	$(VENV)/bin/pip-compile --quiet --generate-hashes --strip-extras --allow-unsafe -o requirements.lock requirements.in
+	$(VENV)/bin/pip-compile --quiet --generate-hashes --strip-extras --allow-unsafe --no-emit-index-url \
+	  --no-emit-find-links -o requirements.lock requirements.in
+	$(PY) tools/pack_requirements.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -266,7 +266,7 @@ def install_bundle(config):
     bundle = yaml.safe_load(text)
     changed = [entry["path"] for entry in bundle["files"] if install(entry)]
     log(f"bundle {sha[:12]} from {source}: {len(changed)} of {len(bundle['files'])} files changed")
-    failed = [c for c in (bundle["activate"] if changed else []) if subprocess.run(c, check=False).returncode]
+    failed = [c for c in (bundle.get("activate") or [] if changed else []) if subprocess.run(c, check=False).returncode]
     for command in failed:
         log(f"ERROR: {' '.join(command)} failed")
     return 1 if failed else 0
