@@ -22,7 +22,7 @@ import grpc
 from . import PreflightError
 from .analyzer import PolicyPackProcess, parse_policy_config
 from .compliance import write_report
-from .engine import program_bytecode_cache
+from .program_imports import program_bytecode_cache
 from .project import discover_stacks
 from .runner import Runner
 from .report import StackResult, dump, exit_code, policies_json, resources_json, verdict_json, write_text

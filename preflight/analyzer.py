@@ -26,7 +26,8 @@ from pulumi.runtime._grpc_settings import _GRPC_CHANNEL_OPTIONS
 from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc, engine_pb2, engine_pb2_grpc
 
 from . import PreflightError
-from .engine import ResourceRecord, parse_timeouts
+from .recording import ResourceRecord
+from .wire import parse_timeouts
 
 ENFORCEMENT_NAMES = {
     analyzer_pb2.ADVISORY: "advisory",

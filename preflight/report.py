@@ -11,7 +11,7 @@ from typing import Optional, TextIO
 
 from . import MASK
 from .analyzer import PolicyInfo, Violation
-from .engine import ResourceRecord, resource_view
+from .recording import ResourceRecord, resource_view
 
 
 @dataclass

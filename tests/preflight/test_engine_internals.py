@@ -13,7 +13,7 @@ from google.protobuf import json_format, struct_pb2
 
 import pulumi.runtime.rpc
 from pulumi.runtime import settings as pulumi_settings
-from preflight import engine
+from preflight import engine, program_imports, sdk_patches, wire
 from preflight.project import load_stack
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,7 +34,7 @@ def test_struct_to_dict_matches_message_to_dict():
         "s": "text", "n": 3, "f": 2.5, "t": True, "false": False, "none": None, "empty": {}, "list": [],
         "nested": {"a": [1, "two", {"b": None, "c": [True, 0.1]}], "secret": {"4dabf18193072939515e22adb298388d": "x"}},
     })
-    assert engine.struct_to_dict(struct) == json_format.MessageToDict(struct)
+    assert wire.struct_to_dict(struct) == json_format.MessageToDict(struct)
 
 
 class _Resource:
@@ -49,7 +49,7 @@ async def _data(output):
 @pytest.mark.parametrize("custom", [True, False])
 def test_transfer_properties_resolves_outputs_as_the_sdk_does(custom):
     sdk = _sdk_transfer_properties()
-    assert sdk is not engine._transfer_properties
+    assert sdk is not sdk_patches._transfer_properties
     props = {"urn": None, "id": None, "name": None, "ipv4Address": None, "labels": None, "broken": None,
              "unknown": None}
     failure = RuntimeError("registration failed")
@@ -89,7 +89,7 @@ def test_transfer_properties_resolves_outputs_as_the_sdk_does(custom):
             pulumi_settings.SETTINGS.outputs.clear()  # the failed one stays tracked; not for later tests
 
     expected = run(sdk)
-    assert run(engine._transfer_properties) == expected
+    assert run(sdk_patches._transfer_properties) == expected
     names, tracked_before, results, still_tracked = expected
     assert "urn" not in names and ("id" in names) is (not custom) and tracked_before
     assert results["name"] == ("web-1", True, False, ["dependency", "self"])
@@ -99,7 +99,7 @@ def test_transfer_properties_resolves_outputs_as_the_sdk_does(custom):
 
 def test_bytecode_cache_holds_program_modules_only(tmp_path):
     cache = tmp_path / "pycache"
-    with engine.program_bytecode_cache(str(cache)):
+    with program_imports.program_bytecode_cache(str(cache)):
         run = engine.run_stack(load_stack(str(ROOT), "example-public"))
     assert run.error is None
     cached = [p for p in cache.rglob("*.pyc")]
@@ -107,7 +107,7 @@ def test_bytecode_cache_holds_program_modules_only(tmp_path):
     assert any(str(p).startswith(os.path.join(program_root, "components")) for p in cached)
     # Installed packages keep their own __pycache__ (a global prefix would recompile them all).
     assert not [p for p in cached if "site-packages" in str(p) or not str(p).startswith(program_root)]
-    assert engine._program_path_hook not in sys.path_hooks
+    assert program_imports._program_path_hook not in sys.path_hooks
 
 
 def _write_program(root: Path, answer: str) -> None:
@@ -137,7 +137,7 @@ def test_program_modules_run_afresh_each_stack_and_edits_between_stacks_are_seen
     program.mkdir()
     _write_program(program, "first")
     outputs = []
-    with engine.program_bytecode_cache(str(tmp_path / "pycache")):
+    with program_imports.program_bytecode_cache(str(tmp_path / "pycache")):
         for answer in ("first", "first", "second, longer"):
             if answer != "first":
                 _write_program(program, answer)
@@ -145,11 +145,11 @@ def test_program_modules_run_afresh_each_stack_and_edits_between_stacks_are_seen
             assert run.error is None, run.traceback
             outputs.append(run.output.strip())
             if len(outputs) == 1:
-                compiled = len(engine._COMPILED)
+                compiled = len(sdk_patches._COMPILED)
     expected = "calls 1 answer {} Point(x=1, y=2) True True"
     assert outputs == [expected.format("first")] * 2 + [expected.format("second, longer")]
     # The second stack's dataclass compiled nothing new: its generated methods came from the cache.
-    assert compiled and len(engine._COMPILED) == compiled
+    assert compiled and len(sdk_patches._COMPILED) == compiled
 
 
 def test_sdk_patches_are_undone_after_a_run():
@@ -160,7 +160,7 @@ def test_sdk_patches_are_undone_after_a_run():
     run = engine.run_stack(load_stack(str(ROOT), "example-public"))
     assert run.error is None
     assert not hasattr(dataclasses, "exec") and pulumi.log.debug is debug and _types.unwrap_type is unwrap_type
-    assert pulumi.runtime.rpc.transfer_properties is not engine._transfer_properties
+    assert pulumi.runtime.rpc.transfer_properties is not sdk_patches._transfer_properties
 
 
 def test_memoized_unwrap_type_answers_as_the_sdk_does():
@@ -171,7 +171,7 @@ def test_memoized_unwrap_type_answers_as_the_sdk_does():
     from pulumi import _types
 
     sdk = _types.unwrap_type
-    memo = engine._memoized(sdk)
+    memo = sdk_patches._memoized(sdk)
     hints = [
         str, Optional[str], pulumi.Output[str], pulumi.Input[str], Optional[pulumi.Input[str]],
         pulumi.Input[Sequence[pulumi.Input[str]]], Optional[pulumi.Input[Mapping[str, pulumi.Input[str]]]],
@@ -188,7 +188,7 @@ def test_monitor_calls_run_inline_on_the_loop_thread():
     """The SDK's executor calls finish before submit returns, on the caller's thread, errors included."""
     import threading
 
-    executor = engine._InlineExecutor()
+    executor = sdk_patches.InlineExecutor()
     done = executor.submit(lambda a, b=0: (a + b, threading.get_ident()), 1, b=2)
     assert done.done() and done.result() == (3, threading.get_ident())
     failed = executor.submit(lambda: 1 / 0)

@@ -1,0 +1,209 @@
+"""Faster replacements for a few Pulumi SDK internals, applied for the duration of one run.
+
+Each replacement keeps the contract of the SDK function it stands in for
+(``tests/preflight/test_engine_internals.py`` compares them); together they
+make a stack's run several times faster.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import functools
+import sys
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, Optional
+
+import pulumi
+from pulumi import _types as pulumi_types, log as pulumi_log, output as pulumi_output
+from pulumi.runtime import resource as pulumi_resource_runtime, rpc as pulumi_rpc
+from pulumi.runtime import stack as pulumi_stack
+from pulumi.runtime.proto import source_pb2
+
+_COMPILED: dict[str, Any] = {}
+_ABSENT = object()
+
+
+def _exec_compiled_once(source, globals=None, locals=None, /, **kwargs):
+    """``exec`` for the dataclasses module: each generated source text is compiled once per process.
+
+    Every stack imports the program afresh, and each of its dataclasses has
+    its ``__init__``, ``__repr__``, ``__eq__``... generated as source text and
+    compiled: about a tenth of a stack's run, for text that is the same on
+    every stack. The code object is immutable, so executing a cached one in
+    the class's globals makes the same functions ``exec(text)`` would.
+    """
+    if globals is None:  # exec's own defaults: the caller's namespaces
+        frame = sys._getframe(1)
+        globals, locals = frame.f_globals, frame.f_locals if locals is None else locals
+    if isinstance(source, str):
+        code = _COMPILED.get(source)
+        if code is None:
+            code = _COMPILED[source] = compile(source, "<string>", "exec")
+        source = code
+    return exec(source, globals, locals, **kwargs)
+
+
+def _drop_debug(msg, resource=None, stream_id=None, ephemeral=None) -> None:
+    """``pulumi.log.debug``: the engine here keeps no debug messages (nor does ``pulumi preview``
+    without ``--debug``), so the SDK's few hundred per stack are not built and sent only to be
+    dropped. With a resource, the SDK would even start a task per message to await its URN."""
+
+
+def _memoized(function):
+    """``function`` of one hashable argument, remembered for one run.
+
+    For ``pulumi._types.unwrap_type``: the SDK unwraps the declared type of
+    every input it serializes (about a thousand per stack, a few dozen
+    distinct) through several ``typing`` introspections, a twentieth of a
+    stack. The answer depends on the type hint alone; the memo dies with
+    the run."""
+    seen: dict = {}
+
+    @functools.wraps(function)
+    def memoized(arg):
+        try:
+            return seen[arg]
+        except KeyError:
+            result = seen[arg] = function(arg)
+            return result
+        except TypeError:  # unhashable
+            return function(arg)
+
+    return memoized
+
+
+@contextlib.contextmanager
+def patched_sdk():
+    """The replacements below, for the duration of one run (an in-process caller gets the originals back).
+
+    Five SDK functions, and the ``exec`` the dataclasses module finds (a
+    module global shadows the builtin; dataclasses has none of its own)."""
+    targets = [(pulumi_resource_runtime, "_get_stack_trace", _no_stack_trace),
+               (pulumi_stack, "wait_for_rpcs", _wait_for_rpcs),
+               (pulumi_rpc, "transfer_properties", _transfer_properties),
+               (dataclasses, "exec", _exec_compiled_once),
+               (pulumi_log, "debug", _drop_debug),
+               (pulumi_types, "unwrap_type", _memoized(pulumi_types.unwrap_type))]
+    saved = [(module, name, getattr(module, name, _ABSENT)) for module, name, _ in targets]
+    for module, name, replacement in targets:
+        setattr(module, name, replacement)
+    try:
+        yield
+    finally:
+        for module, name, original in saved:
+            if original is _ABSENT:
+                delattr(module, name)
+            else:
+                setattr(module, name, original)
+
+
+
+def _no_stack_trace():
+    # The SDK walks the Python stack for every registration to give the
+    # engine source positions for its diagnostics. The analyzer protocol
+    # carries none, and for a 60-resource stack that walk is about a tenth
+    # of the run, so preflight skips it.
+    return source_pb2.StackTrace()
+
+
+async def _wait_for_rpcs(await_all_outstanding_tasks: bool = True) -> None:
+    """The SDK's wait_for_rpcs with the same contract, in linear time.
+
+    The SDK waits for outstanding outputs with FIRST_COMPLETED in a loop,
+    which registers a callback on every pending task at every completion:
+    quadratic in the number of outputs, a third of a 60-resource stack's
+    run. Waiting with FIRST_EXCEPTION registers each task once and still
+    stops at the first failure, whose exception is re-raised as before.
+    """
+    rpc_manager = pulumi_stack._get_rpc_manager()
+    outputs = pulumi_stack.SETTINGS
+    while True:
+        while rpc_manager.rpcs:
+            await asyncio.sleep(0)
+            try:
+                await rpc_manager.rpcs.pop()
+            except Exception as exn:
+                if rpc_manager.unhandled_exception is not None:
+                    raise exn from rpc_manager.unhandled_exception.with_traceback(rpc_manager.exception_traceback)
+                raise
+        if rpc_manager.unhandled_exception is not None:
+            raise rpc_manager.unhandled_exception.with_traceback(rpc_manager.exception_traceback)
+        if await_all_outstanding_tasks:
+            while True:
+                with outputs.lock:
+                    pending = list(outputs.outputs)
+                    outputs.outputs.clear()
+                if not pending:
+                    break
+                done, not_done = await asyncio.wait(pending, return_when=asyncio.FIRST_EXCEPTION)
+                for task in done:
+                    await task
+                if not_done:
+                    with outputs.lock:
+                        outputs.outputs.update(not_done)
+        if not rpc_manager.rpcs:
+            break
+
+
+def _resolve_output(resource, data: asyncio.Future, value: Any, is_known: bool, is_secret: bool,
+                    deps: Optional[set], failed: Optional[Exception]) -> None:
+    if failed is not None:
+        data.set_exception(failed)
+        return
+    resources = set(deps) if deps else set()
+    resources.add(resource)
+    data.set_result(pulumi_output._OutputData(resources=resources, value=value, is_known=is_known,
+                                              is_secret=is_secret))
+
+
+def _transfer_properties(res, props, custom: bool) -> dict:
+    """The SDK's transfer_properties with the same contract, one future per output.
+
+    For every output property of a resource (dozens for an AWS bucket) the
+    SDK makes four futures and a task that gathers them into the Output's
+    data; that is a sixth of a stack's run. Here the Output's data is one
+    future that the resolver completes with the same _OutputData (or the
+    same exception), which is what awaiting the task would have produced.
+    """
+    resolvers = {}
+    loop = asyncio.get_event_loop()
+    for name in props:
+        if name == "urn" or (name == "id" and custom):
+            continue  # handled by the SDK itself
+        data = loop.create_future()
+        output = pulumi.Output.__new__(pulumi.Output)
+        output._data = data
+        output._track()
+        resolvers[name] = functools.partial(_resolve_output, res, data)
+        res.__dict__[name] = output
+    return resolvers
+
+
+
+class InlineExecutor(ThreadPoolExecutor):
+    """The SDK's monitor calls, run at once on the event loop's thread.
+
+    The SDK hands every call to its monitor (register a resource, invoke,
+    register outputs) to the loop's default executor, made for a gRPC
+    monitor in another process. Here the monitor is ``RecordingMonitor``,
+    plain Python that never blocks, so a thread pool only added a thread
+    switch, a wake-up of the loop and GIL contention per call (about a
+    tenth of a stack). A ThreadPoolExecutor by type (the loop accepts
+    nothing else) that never starts a thread; the result or exception is
+    handed back in a finished future, as a pool thread would."""
+
+    def __init__(self) -> None:
+        super().__init__(max_workers=1, thread_name_prefix="preflight-inline")
+
+    def submit(self, fn, /, *args, **kwargs):
+        future: Future = Future()
+        try:
+            result = fn(*args, **kwargs)
+        except BaseException as exc:  # noqa: BLE001 - as a pool thread would: onto the future
+            future.set_exception(exc)
+        else:
+            future.set_result(result)
+        return future
+
