@@ -9,8 +9,10 @@ The preflight harness and auditors read the control IDs from
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import AbstractSet, Any, Callable, Iterable, List, Mapping, Optional, Sequence, Union
 
+import yaml
 from pulumi_policy import (
     EnforcementLevel,
     PolicyComplianceFramework,
@@ -25,50 +27,22 @@ from pulumi_policy import (
 
 from ._servicer import APPLIES_TO_ATTR
 
-FRAMEWORK_NAME = "odoo-hosting-controls"
-FRAMEWORK_VERSION = "1"
+CATALOG_PATH = Path(__file__).with_name("controls.yaml")
+"""The controls catalog (the specification); docs/controls.md is rendered from it."""
 
-# One line per control this pack enforces (the catalog is controls.md).
-CONTROLS = {
-    "ACC-01": "SSH is key-only (effective sshd configuration); the server is created with SSH keys.",
-    "ACC-02": "SSH and admin/database ports are unreachable from the internet; the cloud firewall "
-              "opens only 80/443 and the WireGuard UDP port.",
-    "TLS-02": "VPN-only client systems expose nothing to the internet but the WireGuard UDP port.",
-    "DSK-01": "Client data lives on a LUKS2 volume; the cloud provider must not format or automount it.",
-    "REL-01": "Data-bearing resources are protected against deletion (Pulumi protect plus provider "
-              "delete protection).",
-    "ISO-01": "Each client is its own island; every resource carries the client id.",
-    "RES-01": "All compute and data stay in the EU: Hetzner fsn1/nbg1/hel1 (eu-central), AWS eu-*.",
-    "BKP-02": "Backups are stored in an EU region.",
-    "BKP-04": "Backup bucket hardening: SSE-KMS with a per-client rotated key, versioning, object lock with "
-              "a default retention, public access blocked, ACLs disabled, TLS-only bucket policy, lifecycle "
-              "to an archive class with expiry and abort of incomplete uploads.",
-    "BKP-05": "Bucket credentials are per client and limited to that client's bucket (no * action or resource).",
-    "ISO-02": "Containers: not privileged, no host network/PID namespace, no Docker socket, no-new-privileges; "
-              "only the TLS proxy publishes ports, the database none.",
-    "SWU-01": "Automatic security updates (unattended-upgrades, security origins, automatic reboot); "
-              "container images pinned by digest.",
-    "TLS-04": "Program-made keys are ECDSA P-256+, Ed25519 or RSA >= 3072; certificates valid <= 90 days "
-              "with an early-renewal window.",
-    "SEC-02": "Each client's Vault policy grants only its own path: no wildcard reaching other clients, no "
-              "sudo, no sys/*; AppRole bound to an address with short token TTLs and single-use secret-ids.",
-    "SEC-03": "A break-glass Vault policy allows sys/seal, and a Vault audit device is enabled.",
-    "TLS-01": "Public sites only over HTTPS with self-renewing (ACME) certificates; HTTP only redirects "
-              "permanently; HSTS max-age >= 31536000; TLS >= 1.2.",
-    "TLS-03": "Connections from Odoo to outside systems use TLS; a plaintext one raises an advisory warning "
-              "naming the endpoint.",
-    "ACC-05": "OAuth or LDAP login per client; LDAP only over TLS (ldaps:// or STARTTLS); their secrets "
-              "follow SEC-01.",
-    "ACC-03": "Odoo's master password is stored hashed; list_db = False, dbfilter pinned to the client's "
-              "database, proxy_mode = True.",
-    "ACC-04": "fail2ban bans the source after <= 5 failures within >= 10 minutes, for >= 1 hour, "
-              "through nftables; the sshd jail is enabled.",
-    "BKP-01": "Every client host runs an automated daily backup (database dump + filestore, systemd timer) "
-              "and verifies the repository at least weekly; a failed backup notifies (INC-01).",
-    "BKP-03": "Backups are encrypted on the host before sending, with a per-client password from Vault "
-              "(never stored on the host), rotated at least every 90 days.",
-    "INC-01": "Backup failures and security events reach the client's incident channel.",
-}
+
+def load_catalog() -> dict:
+    with open(CATALOG_PATH, encoding="utf-8") as handle:
+        return yaml.safe_load(handle)
+
+
+_CATALOG = load_catalog()
+FRAMEWORK_NAME = _CATALOG["framework"]["name"]
+FRAMEWORK_VERSION = str(_CATALOG["framework"]["version"])
+
+# One line per control, as the policies' compliance framework states it: the catalog's
+# summary where it has one, else the control's full text.
+CONTROLS = {c["id"]: c.get("summary") or c["control"] for c in _CATALOG["controls"]}
 
 _NAME_RE = re.compile(r"^[a-z0-9]+(-[a-z0-9]+){2,}$")
 

@@ -5,23 +5,24 @@ from __future__ import annotations
 import importlib
 import pkgutil
 import re
-from pathlib import Path
+import subprocess
+import sys
 
 import pytest
 from pulumi_policy import Policy
 
 import odoo_hosting_policies
 from odoo_hosting_policies import ALL_POLICIES
+from odoo_hosting_policies._meta import load_catalog
 
-CONTROLS_MD = Path("/work/shared/controls.md")
+from .conftest import ROOT
+
 _KEBAB = re.compile(r"^[a-z0-9]+(-[a-z0-9]+){2,}$")
 
 
 def catalog_ids() -> set:
-    if not CONTROLS_MD.is_file():
-        pytest.fail(f"{CONTROLS_MD} is missing: cannot check control IDs")
-    ids = set(re.findall(r"^\|\s*([A-Z]{2,4}-\d{2})\s*\|", CONTROLS_MD.read_text(), re.MULTILINE))
-    assert ids, "no control IDs found in the tables of controls.md"
+    ids = {c["id"] for c in load_catalog()["controls"]}
+    assert ids and all(re.fullmatch(r"[A-Z]{2,4}-\d{2}", i) for i in ids), ids
     return ids
 
 
@@ -62,7 +63,7 @@ def test_pack_covers_the_resource_level_controls():
             "ISO-02", "TLS-04", "SEC-02"} <= covered
 
 
-# Controls marked P in controls.md that no policy enforces yet, each with why.
+# Controls marked P in the catalog that no policy enforces yet, each with why.
 # Remove an entry when its policy lands; a new P control must be covered or listed here.
 NOT_YET_COVERED: dict = {
     # BKP-01/BKP-03/INC-01 are judged on the rendered backup agent (hcloud-server-backup-agent).
@@ -70,10 +71,24 @@ NOT_YET_COVERED: dict = {
 
 
 def p_controls() -> set:
-    text = CONTROLS_MD.read_text()
-    rows = re.findall(r"^\|\s*([A-Z]{2,4}-\d{2})\s*\|.*\|\s*([A-Z, ]+?)\s*\|\s*$", text, re.MULTILINE)
-    assert rows, "no control rows with a 'How' column found in controls.md"
-    return {cid for cid, how in rows if "P" in {h.strip() for h in how.split(",")}}
+    controls = load_catalog()["controls"]
+    assert all(set(c["how"]) <= {"P", "T", "D"} and c["how"] for c in controls)
+    return {c["id"] for c in controls if "P" in c["how"]}
+
+
+def test_rendered_catalog_and_promise_table_are_current():
+    """docs/controls.md and the README's promise table are the catalog's views."""
+    result = subprocess.run([sys.executable, str(ROOT / "tools" / "render_controls.py"), "--check"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    doc = (ROOT / "docs" / "controls.md").read_text()
+    assert all(f"| {i} |" in doc for i in catalog_ids())
+
+
+def test_the_catalog_covers_every_generic_case_and_area():
+    catalog = load_catalog()
+    assert len(catalog["generic_cases"]["cases"]) >= 10
+    assert {c["area"] for c in catalog["controls"]} >= {"Transport encryption", "Backups", "Access control"}
 
 
 def test_every_p_control_is_enforced_by_a_policy_or_listed_as_not_yet_covered():
