@@ -7,15 +7,24 @@ STAMP := $(VENV)/.installed-$(shell sha256sum requirements.lock | cut -c1-12)
 SYSTEM_PACKAGES := $(shell grep -v '^\#' tests/system-packages.txt)
 PYTEST_ARGS ?=
 
-.PHONY: preflight test test-unit test-vm system-deps bench bench-backup lock venv clean
+.PHONY: preflight test test-unit test-vm lint system-deps bench bench-backup lock venv clean
 
 # Offline preview of every example stack with the policy verdict (no cloud account needed).
 preflight: $(STAMP)
 	$(PY) -m preflight
 
-# Every test: unit (mocks), renderers, policies, preflight, real software.
-test: $(STAMP) system-deps
+# Every test: lint and types first, then unit (mocks), renderers, policies, preflight, real software.
+test: lint system-deps
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# ruff (rules in pyproject.toml) on everything, mypy --strict on the product code; the three
+# Pulumi entry points share the module name __main__, so each gets a run of its own.
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+	$(VENV)/bin/mypy __main__.py
+	$(VENV)/bin/mypy organisation/__main__.py
+	$(VENV)/bin/mypy policies/__main__.py
 
 # Only the VM boots (also part of `make test`): each example stack's host in QEMU,
 # checked from outside. The Debian image is cached in ${XDG_CACHE_HOME:-~/.cache}/odoo-hosting/vm.
