@@ -59,7 +59,8 @@ def bundle_files(settings: Settings) -> list[dict[str, Any]]:
         _file(FAIL2BAN_JAIL_PATH, render_fail2ban_jail(settings), "0644"),
         _file(FAIL2BAN_ODOO_FILTER_PATH, render_fail2ban_odoo_filter(), "0644"),
         _file(FAIL2BAN_ALERT_ACTION_PATH, render_fail2ban_alert_action(), "0644"),
-        # Empty, so the Odoo jail can start on first boot, before Odoo runs.
+        # Empty, so the Odoo jail can start on first boot, before Odoo runs. The installer only
+        # creates an empty file: a later boot leaves Odoo's log (and its owner) alone.
         _file(ODOO_LOG_PATH, "", "0640", owner="root:adm"),
         _file(UNATTENDED_UPGRADES_PATH, render_unattended_upgrades(settings), "0644"),
         _file(APT_TIMER_OVERRIDE_PATH, render_apt_timer_override(settings), "0644"),

@@ -219,6 +219,8 @@ def install(entry):
     content = entry["content"].encode()
     try:
         with open(entry["path"], "rb") as handle:
+            if not content:
+                return False  # a log: kept
             same = handle.read() == content
     except OSError:
         same = False
