@@ -23,7 +23,7 @@ from google.protobuf import json_format, struct_pb2
 from pulumi.runtime.mocks import MockMonitor
 from pulumi.runtime.proto import resource_pb2
 
-from .mocks import InvokeMocks, OutputTable, digest, placeholder
+from .mocks import InvokeMocks, computed_outputs, digest, placeholder
 from .project import StackConfig
 from .wire import SECRET_SIG, SIG_KEY, downgrade_refs, mask_secrets, normalize_numbers, struct_to_dict
 
@@ -62,7 +62,6 @@ class RecordingMonitor(MockMonitor):
         self.records: list[ResourceRecord] = []
         self._by_urn: dict[str, ResourceRecord] = {}
         self._lock = threading.Lock()
-        self._table = OutputTable()
 
     # The engine leaves the root stack out of the type chain of top-level
     # resources; MockMonitor puts it in. Nested parents contribute their whole
@@ -165,7 +164,7 @@ class RecordingMonitor(MockMonitor):
                 pkg = request.type.split(":")[0]
                 provider = self._default_provider(pkg, request.version)
                 record.provider_urn = provider.urn
-            record.id, outputs = self._table.outputs(request.type, request.name, urn, raw, region)
+            record.id, outputs = computed_outputs(request.type, request.name, urn, raw, region)
         record.options["provider"] = (
             f"{record.provider_urn}::{self._by_urn[record.provider_urn].id}"
             if record.provider_urn in self._by_urn
