@@ -25,6 +25,7 @@ from .compliance import write_report
 from .program_imports import program_bytecode_cache
 from .project import discover_stacks
 from .runner import Runner
+from .sdk_patches import fast_path_problem
 from .report import StackResult, dump, exit_code, policies_json, resources_json, verdict_json, write_text
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -52,6 +53,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("-j", "--jobs", type=_jobs, metavar="N",
                    help="programs run at once, each stack in a worker process "
                         "(default: the number of CPUs; 1 runs them one by one in this process)")
+    p.add_argument("--no-fast-path", action="store_true",
+                   help="run the Pulumi SDK and the pack's library as published, without preflight's "
+                        "replacements of their internals (slower; the verdict is the same)")
     p.add_argument("--debug", action="store_true", help="show program output and tracebacks")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
     return p
@@ -91,6 +95,17 @@ def _plan(args) -> list[tuple[str, str]]:
     return plan
 
 
+def fast_path(args: argparse.Namespace) -> bool:
+    """Whether to run with preflight's replacements of SDK internals; says why not when they do not fit."""
+    if args.no_fast_path:
+        return False
+    problem = fast_path_problem()
+    if problem is not None:
+        sys.stderr.write(f"preflight: fast path off, running the Pulumi SDK as published: {problem}\n")
+        return False
+    return True
+
+
 def _display(program: str) -> str:
     rel = os.path.relpath(program)
     return program if rel.startswith("..") else rel
@@ -114,6 +129,7 @@ def _main(args: argparse.Namespace) -> int:
     try:
         overrides_data = _load_policy_config(args.policy_config) if args.policy_config else None
         plan = [] if args.list_policies else _plan(args)
+        fast = fast_path(args)
         # What is imported by now (pulumi, grpc, protobuf) lives as long as the
         # process: out of the garbage collector's sight, in workers too.
         gc.collect()
@@ -125,11 +141,20 @@ def _main(args: argparse.Namespace) -> int:
         # about 6% to 3%, for a few MB more of not yet collected garbage.
         gc.set_threshold(10_000, 10, 10)
         # Workers first: they must be forked before the pack's gRPC starts.
-        runner = Runner(plan, args.jobs or os.cpu_count() or 1)
-        pack = PolicyPackProcess(args.policy_pack)
+        runner = Runner(plan, args.jobs or os.cpu_count() or 1, fast)
+        # The pack guards its own fast path (its library's version), so it is offered one
+        # whatever the SDK's guard said.
+        pack = PolicyPackProcess(args.policy_pack, fast=not args.no_fast_path)
+
+        def connect() -> None:
+            if pack.stub is None:
+                pack.connect()
+                for line in pack.startup_notes:
+                    sys.stderr.write(f"policy pack: {line}\n")
+
         with pack:
             if args.list_policies:
-                pack.connect()
+                connect()
                 dump(policies_json(pack.policies), args.json or "-")
                 return 0
             results: list[StackResult] = []
@@ -137,14 +162,14 @@ def _main(args: argparse.Namespace) -> int:
             total_start = time.perf_counter()
             if overrides_data is not None:
                 # A bad policy config stops the run before any program runs.
-                pack.connect()
+                connect()
                 pack.configure(parse_policy_config(overrides_data, pack.policies, args.policy_config))
                 state["configured"] = True
 
             def analyze(cfg, resources):
                 # Connect lazily: the pack boots while the first program runs.
                 started = time.perf_counter()
-                pack.connect()
+                connect()
                 if not state["configured"]:
                     overrides = (
                         parse_policy_config(overrides_data, pack.policies, args.policy_config)
@@ -198,7 +223,7 @@ def _main(args: argparse.Namespace) -> int:
             configured = state["configured"]
             if overrides_data is not None and not configured:
                 # Every stack failed before analysis; still report a bad policy config.
-                pack.connect()
+                connect()
                 parse_policy_config(overrides_data, pack.policies, args.policy_config)
             if args.debug:
                 sys.stderr.write(

@@ -3,7 +3,9 @@
 The pack runs as the Pulumi engine runs it (what the
 `pulumi-analyzer-policy-python` plugin does): `python -u -m pulumi.policy
 <engineAddress> <packDir>`; the pack's `PolicyPack(...)` starts a gRPC server
-and prints its port on stdout.
+and prints its port on stdout. The one difference: preflight sets
+``FAST_PATH_ENV`` in the pack's environment (unless told not to), which a pack
+may take as leave to serve faster than its library does by itself.
 """
 
 from __future__ import annotations
@@ -38,6 +40,9 @@ ENFORCEMENT_NAMES = {
 ENFORCEMENT_VALUES = {name: value for value, name in ENFORCEMENT_NAMES.items()}
 
 STARTUP_TIMEOUT_S = 30.0
+
+FAST_PATH_ENV = "PREFLIGHT_FAST_PATH"
+"""Set to "1" in the environment of a pack preflight starts with ``fast=True``; never by the engine."""
 
 
 @dataclass
@@ -170,8 +175,10 @@ def _schema_problem(value: Any, schema: dict) -> Optional[str]:
 class PolicyPackProcess:
     """A running policy pack and a client for it. Use as a context manager."""
 
-    def __init__(self, pack_dir: str) -> None:
+    def __init__(self, pack_dir: str, fast: bool = True) -> None:
         self.pack_dir = os.path.abspath(pack_dir)
+        self.fast = fast
+        """Whether the pack is offered the fast path (``FAST_PATH_ENV``)."""
         if not os.path.isdir(self.pack_dir):
             raise PreflightError(f"policy pack {self.pack_dir}: not a directory")
         self.proc: Optional[subprocess.Popen] = None
@@ -185,6 +192,8 @@ class PolicyPackProcess:
         self.info: Optional[analyzer_pb2.AnalyzerInfo] = None
         self.policies: list[PolicyInfo] = []
         self._controls: dict[str, list[str]] = {}
+        self.startup_notes: list[str] = []
+        """What the pack wrote on stderr while it started (e.g. that it declined the fast path)."""
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -214,10 +223,15 @@ class PolicyPackProcess:
         self._engine_server.start()
         self._engine_address = f"127.0.0.1:{engine_port}"
 
+        env = dict(os.environ)
+        env.pop(FAST_PATH_ENV, None)
+        if self.fast:
+            env[FAST_PATH_ENV] = "1"
         # The engine runs packs from their own directory; do the same.
         self.proc = subprocess.Popen(
             [sys.executable, "-u", "-m", "pulumi.policy", self._engine_address, self.pack_dir],
             cwd=self.pack_dir,
+            env=env,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=self._stderr,
@@ -229,6 +243,8 @@ class PolicyPackProcess:
             return
         engine_address = self._engine_address
         port = self._read_port()
+        # Everything the pack's start-up wrote came before its port.
+        self.startup_notes = self._stderr_text().splitlines()
         # Same message-size limits as the SDK: AnalyzeStack carries every resource.
         self.channel = grpc.insecure_channel(f"127.0.0.1:{port}", options=_GRPC_CHANNEL_OPTIONS)
         try:

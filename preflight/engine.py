@@ -27,7 +27,7 @@ from pulumi.runtime.stack import run_in_stack
 from .program_imports import add_program_root, purge_program_modules
 from .project import StackConfig
 from .recording import CapturingEngine, RecordingMonitor, ResourceRecord
-from .sdk_patches import InlineExecutor, patched_sdk
+from .sdk_patches import InlineExecutor, fast_path_problem, patched_sdk
 from .wire import UNKNOWN  # noqa: F401 - imported from here by tests/policy/test_servicer.py
 
 @dataclass
@@ -41,6 +41,8 @@ class StackRun:
     output: str = ""
     """What the program printed, plus what it logged through pulumi.log."""
     elapsed_ms: float = 0.0
+    fast_path: bool = False
+    """Whether the run used preflight's replacements of SDK internals (``sdk_patches``)."""
 
 
 def _describe_error(exc: BaseException) -> str:
@@ -69,14 +71,16 @@ def _restore_thread_loop_state(state: tuple) -> None:
         local._set_called = set_called
 
 
+def run_stack(cfg: StackConfig, fast: bool = True) -> StackRun:
+    """Run one stack of a program under mocks with fresh runtime state.
 
-def run_stack(cfg: StackConfig) -> StackRun:
-    """Run one stack of a program under mocks with fresh runtime state."""
+    ``fast``: with preflight's replacements of SDK internals, where they were
+    checked (``sdk_patches.fast_path_problem``); otherwise the SDK as published."""
     start = time.perf_counter()
     monitor = RecordingMonitor(cfg)
     captured = io.StringIO()
     engine = CapturingEngine(captured)
-    result = StackRun(config=cfg, resources=[])
+    result = StackRun(config=cfg, resources=[], fast_path=fast and fast_path_problem() is None)
 
     def run() -> None:
         # Fresh settings, config and root stack, as the language host does per run.
@@ -95,7 +99,8 @@ def run_stack(cfg: StackConfig) -> StackRun:
         )
         set_all_config(dict(cfg.config), list(cfg.secret_keys))
         loop = asyncio.new_event_loop()
-        loop.set_default_executor(InlineExecutor())
+        if result.fast_path:
+            loop.set_default_executor(InlineExecutor())
         asyncio.set_event_loop(loop)
         # Errors of stray tasks are reported through run_in_stack; keep the loop quiet.
         loop.set_exception_handler(lambda _loop, _ctx: None)
@@ -129,7 +134,8 @@ def run_stack(cfg: StackConfig) -> StackRun:
             sys.path[0] = entry_dir
         else:
             sys.path.append(entry_dir)
-        with contextlib.redirect_stdout(captured), contextlib.redirect_stderr(captured), patched_sdk():
+        patches = patched_sdk() if result.fast_path else contextlib.nullcontext()
+        with contextlib.redirect_stdout(captured), contextlib.redirect_stderr(captured), patches:
             contextvars.copy_context().run(run)
     except BaseException as exc:  # noqa: BLE001 - a failing program is a result, not a crash
         if isinstance(exc, KeyboardInterrupt):

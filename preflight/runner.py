@@ -32,27 +32,28 @@ def _freeze_imports_once() -> None:
         gc.freeze()
 
 
-def run_planned(program: str, stack: str) -> tuple[Optional[StackConfig], Optional[StackRun], Optional[str]]:
+def run_planned(program: str, stack: str, fast: bool = True
+                ) -> tuple[Optional[StackConfig], Optional[StackRun], Optional[str]]:
     """Load and run one stack: (config, run, None), or (None, None, error) when the stack files are bad."""
     try:
         cfg = load_stack(program, stack)
     except PreflightError as e:
         return None, None, f"stack {stack}: {e}"
-    run = run_stack(cfg)
+    run = run_stack(cfg, fast)
     _freeze_imports_once()
     return cfg, run, None
 
 
-def _isolated_child(conn, program: str, stack: str) -> None:
-    conn.send(run_planned(program, stack))
+def _isolated_child(conn, program: str, stack: str, fast: bool) -> None:
+    conn.send(run_planned(program, stack, fast))
     conn.close()
 
 
-def _run_isolated(program: str, stack: str) -> tuple[Optional[StackConfig], Optional[StackRun], Optional[str]]:
+def _run_isolated(program: str, stack: str, fast: bool) -> tuple[Optional[StackConfig], Optional[StackRun], Optional[str]]:
     """Run one stack in a freshly spawned process (not forked: this process may hold gRPC threads)."""
     ctx = multiprocessing.get_context("spawn")
     receiver, sender = ctx.Pipe(duplex=False)
-    process = ctx.Process(target=_isolated_child, args=(sender, program, stack), daemon=True)
+    process = ctx.Process(target=_isolated_child, args=(sender, program, stack, fast), daemon=True)
     process.start()
     sender.close()
     try:
@@ -76,20 +77,21 @@ class Runner:
     providers) it has imported, so only the first stacks pay for those.
     """
 
-    def __init__(self, plan: list[tuple[str, str]], jobs: int) -> None:
+    def __init__(self, plan: list[tuple[str, str]], jobs: int, fast: bool = True) -> None:
         self.plan = plan
+        self.fast = fast
         self.pool: Optional[ProcessPoolExecutor] = None
         self.futures: list[Future] = []
         if jobs > 1 and len(plan) > 1:
             self.pool = ProcessPoolExecutor(max_workers=min(jobs, len(plan)),
                                             mp_context=multiprocessing.get_context("fork"))
-            self.futures = [self.pool.submit(run_planned, program, stack) for program, stack in plan]
+            self.futures = [self.pool.submit(run_planned, program, stack, fast) for program, stack in plan]
 
     def results(self):
         """(index, program, stack, (config, run, error)) for every planned stack, in plan order."""
         for index, (program, stack) in enumerate(self.plan):
             if self.pool is None:
-                yield index, program, stack, run_planned(program, stack)
+                yield index, program, stack, run_planned(program, stack, self.fast)
                 continue
             try:
                 outcome = self.futures[index].result()
@@ -98,7 +100,7 @@ class Runner:
                 # interpreter), and the pool with it: every stack it had not
                 # finished runs again, each in a process of its own, so only
                 # the culprit's stack reports the death.
-                outcome = _run_isolated(program, stack)
+                outcome = _run_isolated(program, stack, self.fast)
             yield index, program, stack, outcome
 
     def close(self) -> None:

@@ -2,7 +2,15 @@
 
 Each replacement keeps the contract of the SDK function it stands in for
 (``tests/preflight/test_engine_internals.py`` compares them); together they
-make a stack's run several times faster.
+make a stack's run several times faster. They are preflight's "fast path",
+and they are used only where they were checked: ``fast_path_problem`` says
+why not when the installed pulumi (or Python) is another version than
+``CHECKED_AGAINST``, when an SDK function that ``_wait_for_rpcs`` or
+``_transfer_properties`` copies is not the source they were copied from, or
+when an internal they use is missing. preflight then runs the SDK as
+published (``--no-fast-path`` does so on request); it never runs a
+replacement it cannot vouch for, which for ``_wait_for_rpcs`` could stop
+waiting early and record fewer resources.
 """
 
 from __future__ import annotations
@@ -11,6 +19,9 @@ import asyncio
 import contextlib
 import dataclasses
 import functools
+import hashlib
+import importlib.metadata
+import inspect
 import sys
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Optional
@@ -20,6 +31,75 @@ from pulumi import _types as pulumi_types, log as pulumi_log, output as pulumi_o
 from pulumi.runtime import resource as pulumi_resource_runtime, rpc as pulumi_rpc
 from pulumi.runtime import stack as pulumi_stack
 from pulumi.runtime.proto import source_pb2
+from pulumi.runtime.rpc_manager import RPCManager
+
+CHECKED_AGAINST = {"pulumi": "3.272.0", "python": "3.11"}
+"""The versions the replacements were checked against (pulumi as pinned in requirements.lock: a
+test fails when the lock moves on without this). Python's for the dataclasses ``exec``."""
+
+COPIED_FROM = (
+    # What the two modified copies below repeat or rely on: its name, how to find it, and the
+    # first 16 hex digits of the sha256 of its source when they were checked against it.
+    ("pulumi.runtime.stack.wait_for_rpcs", lambda: pulumi_stack.wait_for_rpcs, "c0f9027f85ad0925"),
+    ("pulumi.Output._track", lambda: pulumi.Output._track, "72569ad70fd52b20"),
+    ("pulumi.runtime.rpc.transfer_properties", lambda: pulumi_rpc.transfer_properties, "0e7c02ffa04ff20b"),
+    ("pulumi.Output.__init__", lambda: pulumi.Output.__init__, "f883e4f64c918cfb"),
+)
+
+
+def installed_versions() -> dict[str, str]:
+    """The versions ``CHECKED_AGAINST`` names, as installed here."""
+    return {"pulumi": importlib.metadata.version("pulumi"), "python": "%d.%d" % sys.version_info[:2]}
+
+
+def _missing_internals() -> list[str]:
+    """The SDK internals the replacements read or replace that this SDK does not have."""
+    rpc_manager = RPCManager()
+    wanted = [
+        (pulumi_stack, ("_get_rpc_manager", "SETTINGS", "wait_for_rpcs")),
+        (type(pulumi_stack.SETTINGS) if hasattr(pulumi_stack, "SETTINGS") else None, ("lock", "outputs")),
+        (rpc_manager, ("rpcs", "unhandled_exception", "exception_traceback")),
+        (pulumi.Output, ("_track",)),
+        (pulumi_output, ("_OutputData",)),
+        (pulumi_rpc, ("transfer_properties",)),
+        (pulumi_resource_runtime, ("_get_stack_trace",)),
+        (pulumi_log, ("debug",)),
+        (pulumi_types, ("unwrap_type",)),
+    ]
+    missing = [name for owner, names in wanted for name in names if owner is None or not hasattr(owner, name)]
+    if hasattr(dataclasses, "exec"):  # its own: the replacement would shadow it
+        missing.append("dataclasses without an exec of its own")
+    fields = getattr(pulumi_output, "_OutputData", None)
+    if fields is not None and [f.name for f in dataclasses.fields(fields)] != ["resources", "value", "is_known",
+                                                                                "is_secret"]:
+        missing.append("_OutputData(resources, value, is_known, is_secret)")
+    return missing
+
+
+def _source_digest(get) -> str:
+    try:
+        return hashlib.sha256(inspect.getsource(get()).encode()).hexdigest()[:16]
+    except (AttributeError, OSError, TypeError):
+        return "(not found)"
+
+
+@functools.lru_cache(maxsize=None)
+def fast_path_problem() -> Optional[str]:
+    """Why preflight must run the SDK as published here, or None when the replacements apply.
+
+    Checked once per process (a few milliseconds, before workers are forked)."""
+    seen = installed_versions()
+    changed = [f"{name} {seen[name]} is installed, the fast path was checked against {version}"
+               for name, version in CHECKED_AGAINST.items() if seen[name] != version]
+    if changed:
+        return "; ".join(changed)
+    missing = _missing_internals()
+    if missing:
+        return "the installed pulumi lacks " + ", ".join(missing)
+    drifted = [name for name, get, digest in COPIED_FROM if _source_digest(get) != digest]
+    if drifted:
+        return "the installed pulumi's " + ", ".join(drifted) + " differ from what the fast path copies"
+    return None
 
 _COMPILED: dict[str, Any] = {}
 _ABSENT = object()
@@ -97,7 +177,6 @@ def patched_sdk():
                 delattr(module, name)
             else:
                 setattr(module, name, original)
-
 
 
 def _no_stack_trace():
