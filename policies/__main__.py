@@ -5,11 +5,15 @@ import gc
 from pulumi_policy import EnforcementLevel, PolicyPack
 
 from odoo_hosting_policies import ALL_POLICIES
-from odoo_hosting_policies._servicer import install
+from odoo_hosting_policies._servicer import fast_servicer_enabled, install
 
-# Same protocol and answers as pulumi_policy's servicer; the per-resource
-# conversions are done once per resource instead of once per policy.
-install()
+# Under `pulumi preview` the pack serves with pulumi_policy as published. When
+# preflight starts it (its fleet runs), a servicer with the same protocol and
+# answers (but for the engine's secret marks, see _servicer.secret_inputs) does
+# the per-resource conversions once per resource instead of once per policy,
+# if the installed pulumi_policy is the one it was checked against.
+if fast_servicer_enabled():
+    install()
 
 # The pack's modules live as long as the process: keep the garbage
 # collector's full collections from walking them after every few requests.

@@ -22,13 +22,23 @@ identical (``tests/policy/test_servicer.py`` compares them on real stacks),
 but for what a policy reads from :func:`secret_inputs` (under the library's
 servicer it is always empty).
 ``install()`` makes ``PolicyPack(...)`` serve with this class.
+
+It reads pulumi_policy's private attributes, so the pack installs it only
+where that was checked: when preflight started the pack (``FAST_PATH_ENV``;
+``pulumi preview`` never sets it, and serves with the library as published)
+and the installed pulumi_policy is ``CHECKED_AGAINST`` with the private names
+this class uses (:func:`fast_servicer_enabled`; on a mismatch it says so on
+stderr and the library's servicer answers).
 """
 
 from __future__ import annotations
 
 import asyncio
+import importlib.metadata
+import os
+import sys
 from inspect import isawaitable
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Mapping, Optional, TextIO
 
 from pulumi.runtime.proto import analyzer_pb2 as proto
 from pulumi_policy import policy as _lib
@@ -44,6 +54,17 @@ from pulumi_policy.policy import (
 )
 from pulumi_policy.proxy import unknown_checking_proxy
 
+FAST_PATH_ENV = "PREFLIGHT_FAST_PATH"
+"""Set to "1" by preflight (its ``analyzer.FAST_PATH_ENV``) in the environment of a pack it starts."""
+CHECKED_AGAINST = "1.21.0"
+"""The pulumi-policy version this servicer was checked against (as pinned in requirements.lock)."""
+_PRIVATE_NAMES = {
+    "class": ("_configure_runtime_settings", "_get_enforcement_level", "_create_report_violation",
+              "_get_resource_options", "_get_policy_config", "_map_enforcement_level", "Configure"),
+    "fields": ("_PolicyAnalyzerServicer__policies", "_PolicyAnalyzerServicer__stack_tags",
+               "_PolicyAnalyzerServicer__policy_pack_name", "_PolicyAnalyzerServicer__policy_pack_version"),
+    "module": ("_PolicyAnalyzerServicer", "_NotApplicableError", "UnknownValueError"),
+}
 APPLIES_TO_ATTR = "_odoo_hosting_applies_to"
 """Set by ``_meta.resource_policy``: (predicate on the type token, not-applicable reason)."""
 SECRET_INPUTS_ATTR = "_odoo_hosting_secret_inputs"
@@ -238,6 +259,33 @@ class FastAnalyzerServicer(_lib._PolicyAnalyzerServicer):
             args = StackValidationArgs(list(resources), self._get_policy_config(policy.name), stack_tags)
             self._run(policy, args, report_violation, response)
         return response
+
+
+def _missing_private_names() -> List[str]:
+    library = getattr(_lib, "_PolicyAnalyzerServicer", None)
+    missing = [name for name in _PRIVATE_NAMES["module"] if not hasattr(_lib, name)]
+    if library is not None:
+        missing += [name for name in _PRIVATE_NAMES["class"] if not hasattr(library, name)]
+        fields = getattr(library, "__annotations__", {})
+        missing += [name for name in _PRIVATE_NAMES["fields"] if name not in fields]
+    return missing
+
+
+def fast_servicer_enabled(environ: Mapping[str, str] = os.environ, stderr: Optional[TextIO] = None) -> bool:
+    """Whether the pack may serve with :class:`FastAnalyzerServicer`: preflight asked for it, and
+    the installed pulumi_policy is the one it was checked against (if not, says so on ``stderr``)."""
+    if environ.get(FAST_PATH_ENV) != "1":
+        return False
+    installed = importlib.metadata.version("pulumi-policy")
+    if installed != CHECKED_AGAINST:
+        problem = f"pulumi-policy {installed} is installed, the fast servicer was checked against {CHECKED_AGAINST}"
+    else:
+        missing = _missing_private_names()
+        problem = f"pulumi_policy lacks {', '.join(missing)}" if missing else ""
+    if problem:
+        (stderr or sys.stderr).write(f"odoo-hosting pack: fast servicer off, serving with pulumi_policy's own: {problem}\n")
+        return False
+    return True
 
 
 def install() -> None:

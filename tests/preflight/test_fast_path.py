@@ -12,9 +12,11 @@ SDK internal must select the stock path, and say so.
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import os
 import re
+import runpy
 import subprocess
 import sys
 from pathlib import Path
@@ -31,6 +33,10 @@ from preflight.recording import resource_view
 from tests.conftest import ROOT, team_config
 
 POLICIES = ROOT / "policies"
+if str(POLICIES) not in sys.path:
+    sys.path.insert(0, str(POLICIES))
+
+from odoo_hosting_policies import _servicer  # noqa: E402
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 PROGRAM_FIXTURES = ("prog_main", "prog_other", "broken_backup", "broken_host")
@@ -134,11 +140,55 @@ def test_the_pack_judges_alike_with_its_fast_servicer_and_with_pulumi_policy_as_
     assert any(a.violations for _, _, a in analyses[False])
 
 
+def _served_with(monkeypatch, environ: dict) -> type:
+    """The servicer class ``PolicyPack(...)`` would serve with when the pack starts in ``environ``."""
+    import gc
+
+    import pulumi_policy
+    from pulumi_policy import policy as library
+
+    served = []
+    monkeypatch.setattr(library, "_PolicyAnalyzerServicer", library._PolicyAnalyzerServicer)  # undone afterwards
+    monkeypatch.setattr(pulumi_policy, "PolicyPack", lambda **_: served.append(library._PolicyAnalyzerServicer))
+    monkeypatch.setattr(gc, "freeze", lambda: None)
+    monkeypatch.delenv(FAST_PATH_ENV, raising=False)
+    for key, value in environ.items():
+        monkeypatch.setenv(key, value)
+    runpy.run_path(str(POLICIES / "__main__.py"), run_name="__main__")
+    return served[0]
+
+
+def test_the_pack_serves_with_pulumi_policy_as_published_unless_preflight_offers_the_fast_path(monkeypatch):
+    stock = _servicer.FastAnalyzerServicer.__mro__[1]
+    assert _served_with(monkeypatch, {}) is stock
+    assert _served_with(monkeypatch, {FAST_PATH_ENV: "0"}) is stock
+    assert _served_with(monkeypatch, {FAST_PATH_ENV: "1"}) is _servicer.FastAnalyzerServicer
+
+
+def test_the_pack_serves_stock_and_says_so_under_another_pulumi_policy(monkeypatch, capsys):
+    version = importlib.metadata.version
+    monkeypatch.setattr(importlib.metadata, "version",
+                        lambda name: "1.99.0" if name == "pulumi-policy" else version(name))
+    assert _served_with(monkeypatch, {FAST_PATH_ENV: "1"}) is _servicer.FastAnalyzerServicer.__mro__[1]
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "1.99.0" in err and _servicer.CHECKED_AGAINST in err, err
+
+
+def test_the_pack_serves_stock_when_pulumi_policy_lacks_a_private_name_the_fast_servicer_uses(monkeypatch, capsys):
+    from pulumi_policy import policy as library
+
+    monkeypatch.delattr(library, "_NotApplicableError")
+    assert _served_with(monkeypatch, {FAST_PATH_ENV: "1"}) is library._PolicyAnalyzerServicer
+    assert "_NotApplicableError" in capsys.readouterr().err
+
+
 def test_the_checked_versions_are_the_locked_ones():
     lock = (ROOT / "requirements.lock").read_text()
     pins = dict(re.findall(r"^([A-Za-z0-9_.-]+)==(\S+)", lock, re.M))
     assert sdk_patches.CHECKED_AGAINST["pulumi"] == pins["pulumi"], "re-check preflight/sdk_patches.py"
     assert re.search(r"with Python (\d+\.\d+)", lock).group(1) == sdk_patches.CHECKED_AGAINST["python"]
+    assert _servicer.CHECKED_AGAINST == pins["pulumi-policy"], "re-check odoo_hosting_policies/_servicer.py"
+    assert _servicer.FAST_PATH_ENV == FAST_PATH_ENV
     # Installed from the lock: the tests here run (and compare) the fast path itself.
     assert sdk_patches.fast_path_problem() is None
 
