@@ -1,6 +1,7 @@
 """Measure preflight on a fleet: N copies of every example stack of a program, one run.
 
     .venv/bin/python bench/preflight_fleet.py [--program DIR] [--copies 40] [--policy-pack DIR] [--jobs N]
+                                              [--no-fast-path]
 
 Copies the program directory to a temporary directory (without `.venv`,
 `.git` and caches), writes `Pulumi.bench-<suffix>-NN.yaml` for each
@@ -31,6 +32,8 @@ def main() -> int:
     p.add_argument("--copies", type=int, default=40)
     p.add_argument("--policy-pack", default=os.path.join(REPO_ROOT, "policies"))
     p.add_argument("--jobs", type=int, help="passed to preflight (default: its own, one worker per CPU)")
+    p.add_argument("--no-fast-path", action="store_true",
+                   help="passed to preflight: the Pulumi SDK and the pack's library as published")
     args = p.parse_args()
 
     program = os.path.abspath(args.program)
@@ -57,19 +60,22 @@ def main() -> int:
         start = time.perf_counter()
         proc = subprocess.run(
             [sys.executable, "-m", "preflight", "--program", work, "--policy-pack", args.policy_pack,
-             "--json", verdict, "--quiet", *(["--jobs", str(args.jobs)] if args.jobs else [])],
+             "--json", verdict, "--quiet", *(["--jobs", str(args.jobs)] if args.jobs else []),
+             *(["--no-fast-path"] if args.no_fast_path else [])],
             cwd=REPO_ROOT, capture_output=True, text=True,
         )
         total_ms = (time.perf_counter() - start) * 1000
         cpu_after = resource.getrusage(resource.RUSAGE_CHILDREN)
         # preflight, its workers and the pack: every process it started and waited for.
         cpu_ms = ((cpu_after.ru_utime - cpu_before.ru_utime) + (cpu_after.ru_stime - cpu_before.ru_stime)) * 1000
-        if proc.returncode == 2 or not os.path.exists(verdict):
+        if proc.returncode == 2 or not os.path.exists(verdict) or proc.stderr:
+            # --quiet: what preflight says on stderr is an error or a warning (e.g. "fast path off").
             print(proc.stderr[-3000:], file=sys.stderr)
         stacks = json.load(open(verdict))["stacks"] if os.path.exists(verdict) else []
         errors = sum(1 for s in stacks if s["error"])
         resources = sum(s["resources"] for s in stacks)
-        print(f"program: {program}" + (f", --jobs {args.jobs}" if args.jobs else ""))
+        print(f"program: {program}" + (f", --jobs {args.jobs}" if args.jobs else "")
+              + (", --no-fast-path" if args.no_fast_path else ""))
         print(f"stacks: {n} ({len(sources)} stack files x {args.copies}), resources: {resources}, "
               f"stack errors: {errors}, exit code: {proc.returncode}")
         print(f"total: {total_ms:.0f} ms (process start, pack start-up, all stacks)")
