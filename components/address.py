@@ -8,8 +8,8 @@ replacement (``auto_delete`` off), so the bindings stay valid.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping, Optional
 
 import pulumi
 import pulumi_hcloud as hcloud
@@ -35,7 +35,7 @@ class HostAddress(pulumi.ComponentResource):
     ipv4_id: pulumi.Output[int]
     ipv4_address: pulumi.Output[str]
 
-    def __init__(self, name: str, args: HostAddressArgs, opts: Optional[pulumi.ResourceOptions] = None) -> None:
+    def __init__(self, name: str, args: HostAddressArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("odoo-hosting:host:HostAddress", name, None, opts)
         ip = hcloud.PrimaryIp(
             f"{name}-ipv4",

@@ -21,8 +21,8 @@ Vault holds the current one.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping, Optional
 
 import pulumi
 import pulumi_aws as aws
@@ -50,8 +50,8 @@ DENIED_OBJECT_ACTIONS = ("s3:DeleteObjectVersion", "s3:BypassGovernanceRetention
 KMS_ACTIONS = ("kms:Encrypt", "kms:Decrypt", "kms:GenerateDataKey", "kms:DescribeKey")
 
 
-def render_identity_policy(bucket_arn: str, key_arn: str, incident_topic_arn: Optional[str] = None,
-                           incident_key_arn: Optional[str] = None) -> str:
+def render_identity_policy(bucket_arn: str, key_arn: str, incident_topic_arn: str | None = None,
+                           incident_key_arn: str | None = None) -> str:
     """The backup identity's policy: the client's bucket and key only, no wildcard action or resource;
     plus publishing to the client's incident topic, where the failure hook reports (INC-01)."""
     incident = []
@@ -110,11 +110,11 @@ class BackupStorageArgs:
     """Today's place in the access-key rotation schedule."""
     tags: Mapping[str, str]
     """Tags every AWS resource carries (the provider's default tags, ISO-01)."""
-    incident_topic_arn: Optional[pulumi.Input[str]] = None
+    incident_topic_arn: pulumi.Input[str] | None = None
     """The client's incident SNS topic; the backup identity may publish to it (INC-01)."""
-    incident_key_arn: Optional[pulumi.Input[str]] = None
+    incident_key_arn: pulumi.Input[str] | None = None
     """The KMS key that encrypts that topic (publishers need GenerateDataKey/Decrypt on it)."""
-    host_bundle: Optional[str] = None
+    host_bundle: str | None = None
     """The host bundle (components.hostconfig.render_bundle): stored under ``host-bundle/<sha256>.yaml``,
     where the host fetches it with this identity's credential."""
 
@@ -141,7 +141,7 @@ class BackupStorage(pulumi.ComponentResource):
     current_credentials: pulumi.Output[dict]
     """Secret map: access key id and secret of the slot in use now."""
 
-    def __init__(self, name: str, args: BackupStorageArgs, opts: Optional[pulumi.ResourceOptions] = None) -> None:
+    def __init__(self, name: str, args: BackupStorageArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("odoo-hosting:backup:BackupStorage", name, None, opts)
         provider = aws.Provider(
             f"{name}-aws",
@@ -223,7 +223,7 @@ class BackupStorage(pulumi.ComponentResource):
             # A bucket policy is refused while the public access block is being set.
             opts=pulumi.ResourceOptions(parent=self, provider=provider, depends_on=[public_block, ownership]))
 
-        self.host_bundle_object: Optional[aws.s3.BucketObjectv2] = None
+        self.host_bundle_object: aws.s3.BucketObjectv2 | None = None
         if args.host_bundle is not None:
             # Content-addressed: a changed bundle is a new object; the old ones stay (locked, and
             # a record of what each host ran), so the program never deletes them.

@@ -15,7 +15,6 @@ the host reads it with.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
 
 import pulumi
 import pulumi_random as random
@@ -43,7 +42,7 @@ class BootSecretsArgs:
     """The client whose host reads these secrets."""
     wireguard_private_key: pulumi.Input[str]
     """The host's WireGuard private key (secret), from :class:`components.vpn.WireGuardHostKey`."""
-    app_secrets: Optional[pulumi.Input[dict]] = None
+    app_secrets: pulumi.Input[dict] | None = None
     """The app plane's secret files (:class:`components.app.secrets.AppSecrets`), fetched by the
     host by name like the boot secrets."""
 
@@ -56,7 +55,7 @@ class BootSecrets(pulumi.ComponentResource):
     values: pulumi.Output[dict]
     """Secret map name -> value, exactly what the host reads from Vault."""
 
-    def __init__(self, name: str, args: BootSecretsArgs, opts: Optional[pulumi.ResourceOptions] = None) -> None:
+    def __init__(self, name: str, args: BootSecretsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("odoo-hosting:secrets:BootSecrets", name, None, opts)
         luks_key = random.RandomPassword(
             f"{name}-luks-key",

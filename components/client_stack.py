@@ -10,26 +10,24 @@ from __future__ import annotations
 
 import datetime
 from dataclasses import dataclass, field
-from typing import Optional
 
 import pulumi
 
-from components.app.app import OdooApp, OdooAppArgs
+from components.address import HostAddress, HostAddressArgs
+from components.app.app import ORIGIN_CERT_PATH, ORIGIN_KEY_PATH, OdooApp, OdooAppArgs
 from components.app.caddyfile import internal_name, proxy_site, render_caddyfile
 from components.app.images import ODOO_IMAGES
 from components.app.notifications import IncidentChannel, IncidentChannelArgs
 from components.app.odoo_conf import render_odoo_conf
 from components.app.secrets import ORIGIN_CERT, ORIGIN_KEY, AppSecrets, AppSecretsArgs
-from components.app.app import ORIGIN_CERT_PATH, ORIGIN_KEY_PATH
 from components.app.tls import InternalTls, InternalTlsArgs
-from components.address import HostAddress, HostAddressArgs
 from components.backup import BackupStorage, BackupStorageArgs
 from components.boot_secrets import BootSecrets, BootSecretsArgs
-from components.rotation import Rotation, utc_today
-from components.secrets import ClientSecrets, ClientSecretsArgs
 from components.firewall import ClientFirewall, ClientFirewallArgs
 from components.host import Host, HostArgs
 from components.hostconfig import render_host
+from components.rotation import Rotation, utc_today
+from components.secrets import ClientSecrets, ClientSecretsArgs
 from components.settings import Settings, load_secret
 from components.vpn import WireGuardHostKey, WireGuardHostKeyArgs
 
@@ -51,17 +49,17 @@ class ClientStack(pulumi.ComponentResource):
     ipv6_address: pulumi.Output[str]
     private_ip: pulumi.Output[str]
     vpn_endpoint: pulumi.Output[str]
-    vpn_host_public_key: pulumi.Output[Optional[str]]
+    vpn_host_public_key: pulumi.Output[str | None]
     vpn_host_address: pulumi.Output[str]
     data_volume_id: pulumi.Output[str]
     boot_secrets_path: pulumi.Output[str]
     app_url: pulumi.Output[str]
-    internal_ca_cert_pem: pulumi.Output[Optional[str]]
+    internal_ca_cert_pem: pulumi.Output[str | None]
     incident_topic_arn: pulumi.Output[str]
     app_secret_values: pulumi.Output[dict]
     """Secret: the app's secrets on their way through the seam (tests read it)."""
 
-    def __init__(self, name: str, args: ClientStackArgs, opts: Optional[pulumi.ResourceOptions] = None) -> None:
+    def __init__(self, name: str, args: ClientStackArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("odoo-hosting:client:ClientStack", name, None, opts)
         s = args.settings
         child = pulumi.ResourceOptions(parent=self)

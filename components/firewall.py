@@ -10,8 +10,8 @@ and talks to Vault and the backup bucket.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping, Optional
 
 import pulumi
 import pulumi_hcloud as hcloud
@@ -51,7 +51,7 @@ class ClientFirewall(pulumi.ComponentResource):
 
     firewall_id: pulumi.Output[int]
 
-    def __init__(self, name: str, args: ClientFirewallArgs, opts: Optional[pulumi.ResourceOptions] = None) -> None:
+    def __init__(self, name: str, args: ClientFirewallArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("odoo-hosting:network:ClientFirewall", name, None, opts)
         firewall = hcloud.Firewall(
             f"{name}-rules",

@@ -22,8 +22,8 @@ What happens when the server must change (deliberate, see README):
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Mapping, Optional, Sequence
 
 import pulumi
 import pulumi_hcloud as hcloud
@@ -53,9 +53,9 @@ class HostArgs:
     data_volume_gb: int
     server_protection: bool
     labels: Mapping[str, str]
-    ready: Sequence[Optional[pulumi.Resource]] = ()
+    ready: Sequence[pulumi.Resource | None] = ()
     """What must exist before the server boots (its host bundle)."""
-    primary_ipv4_id: Optional[pulumi.Input[int]] = None
+    primary_ipv4_id: pulumi.Input[int] | None = None
     """A pre-allocated primary IPv4 (:class:`components.address.HostAddress`): known before the
     server exists, kept across replacements; Vault binds the host's AppRoles to it."""
 
@@ -92,7 +92,7 @@ class Host(pulumi.ComponentResource):
     private_ip: pulumi.Output[str]
     volume_id: pulumi.Output[str]
 
-    def __init__(self, name: str, args: HostArgs, opts: Optional[pulumi.ResourceOptions] = None) -> None:
+    def __init__(self, name: str, args: HostArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("odoo-hosting:host:Host", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         labels = dict(args.labels)

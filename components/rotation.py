@@ -31,7 +31,7 @@ _EPOCH = datetime.date(1970, 1, 1)
 
 
 def utc_today() -> datetime.date:
-    return datetime.datetime.now(datetime.timezone.utc).date()
+    return datetime.datetime.now(datetime.UTC).date()
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -25,8 +25,8 @@ input of the KV resources; they are never in user-data, outputs or logs.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Mapping, Optional, Sequence
 
 import pulumi
 import pulumi_random as random
@@ -140,7 +140,7 @@ class VaultOrganisation(pulumi.ComponentResource):
     approle_backend: pulumi.Output[str]
 
     def __init__(self, name: str, args: VaultOrganisationArgs,
-                 opts: Optional[pulumi.ResourceOptions] = None) -> None:
+                 opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("odoo-hosting:secrets:VaultOrganisation", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         mount = vault.Mount(
@@ -188,7 +188,7 @@ class ClientSecretsArgs:
     backup_credentials: pulumi.Input[Mapping[str, str]]
     """The bucket access key the host uses now (secret map with :data:`SECRET_NAME_AWS_KEY_ID`
     and :data:`SECRET_NAME_AWS_SECRET`), from :class:`components.backup.BackupStorage`."""
-    incident_topic_arn: Optional[pulumi.Input[str]] = None
+    incident_topic_arn: pulumi.Input[str] | None = None
     """The client's incident channel (INC-01), where the backup failure hook publishes."""
     kv_mount: str = KV_MOUNT
     """The KV v2 mount of the organisation stack."""
@@ -205,7 +205,7 @@ class ClientSecrets(pulumi.ComponentResource):
     host_role_id: pulumi.Output[str]
     bootstrap_role_id: pulumi.Output[str]
 
-    def __init__(self, name: str, args: ClientSecretsArgs, opts: Optional[pulumi.ResourceOptions] = None) -> None:
+    def __init__(self, name: str, args: ClientSecretsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("odoo-hosting:secrets:ClientSecrets", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         client = args.client_id

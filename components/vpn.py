@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import binascii
 from dataclasses import dataclass
-from typing import Optional
 
 import pulumi
 import pulumi_random as random
@@ -19,7 +18,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 
-def _public_key_of(private_key_b64: str) -> Optional[str]:
+def _public_key_of(private_key_b64: str) -> str | None:
     """Curve25519 public key of a WireGuard private key (what `wg pubkey` prints).
 
     Returns None when the value is not a 32-byte key, which only happens
@@ -49,10 +48,10 @@ class WireGuardHostKey(pulumi.ComponentResource):
 
     private_key: pulumi.Output[str]
     """Base64 private key; secret."""
-    public_key: pulumi.Output[Optional[str]]
+    public_key: pulumi.Output[str | None]
     """Base64 public key; operators configure it as the host's peer."""
 
-    def __init__(self, name: str, args: WireGuardHostKeyArgs, opts: Optional[pulumi.ResourceOptions] = None) -> None:
+    def __init__(self, name: str, args: WireGuardHostKeyArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("odoo-hosting:vpn:WireGuardHostKey", name, None, opts)
         # WireGuard clamps any 32 random bytes into a valid Curve25519 scalar,
         # so random bytes are a complete private key.

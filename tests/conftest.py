@@ -13,9 +13,10 @@ import ipaddress
 import os
 import shutil
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any
 
 import pulumi
 import pytest
@@ -169,7 +170,7 @@ class Program:
         assert len(found) == 1, f"expected one {type_}, found {len(found)}"
         return found[0]
 
-    def by_urn(self, urn: str) -> Optional[Registration]:
+    def by_urn(self, urn: str) -> Registration | None:
         return next((r for r in self.registrations if r.urn == urn), None)
 
 
@@ -178,7 +179,7 @@ def pulumi_run() -> Callable[..., Program]:
     """Returns run(fn, config=None, stack="test"): runs fn as a Pulumi program
     with fresh runtime state and returns the recorded Program."""
 
-    def run(fn: Callable[[], Any], config: Optional[dict[str, str]] = None, stack: str = "test") -> Program:
+    def run(fn: Callable[[], Any], config: dict[str, str] | None = None, stack: str = "test") -> Program:
         mocks = RecordingMocks()
         monitor = RecordingMonitor(mocks)
         pulumi.runtime.set_all_config(config or {}, [])

@@ -28,8 +28,8 @@ tmpfs file: known at preview, so the policy pack judges it.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Mapping, Optional, Sequence
 
 import pulumi
 import pulumi_docker as docker
@@ -39,7 +39,12 @@ from components.settings import OutsideConnection, Sso
 
 from .images import CADDY_IMAGE, POSTGRES_IMAGE
 from .odoo_conf import (
-    ADMIN_PASSWORD_NAME, DB_HOST, DB_PASSWORD_NAME, DB_USER, ODOO_DATA_DIR, SMTP_PASSWORD_NAME,
+    ADMIN_PASSWORD_NAME,
+    DB_HOST,
+    DB_PASSWORD_NAME,
+    DB_USER,
+    ODOO_DATA_DIR,
+    SMTP_PASSWORD_NAME,
     odoo_secrets_program,
 )
 from .secrets import DB_PASSWORD, ODOO_ADMIN_PASSWORD, ORIGIN_CERT, ORIGIN_KEY, SMTP_PASSWORD, host_file
@@ -142,7 +147,7 @@ class OdooApp(pulumi.ComponentResource):
 
     proxy_container: pulumi.Output[str]
 
-    def __init__(self, name: str, args: OdooAppArgs, opts: Optional[pulumi.ResourceOptions] = None) -> None:
+    def __init__(self, name: str, args: OdooAppArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("odoo-hosting:app:OdooApp", name, None, opts)
         provider = docker.Provider(
             f"{name}-docker",

@@ -14,8 +14,8 @@ Odoo's routes: ``/websocket`` (the bus, Odoo 16+) goes to the gevent port
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Optional, Sequence
 
 HSTS_MAX_AGE = 63072000
 """Two years (TLS-01 floor: 31536000)."""
@@ -33,18 +33,18 @@ class ProxySite:
     """Public domains, or the VPN address (and internal names) for VPN-only clients."""
     upstream: str
     """Host name of the Odoo container on the private network."""
-    acme_email: Optional[str] = None
-    acme_ca: Optional[str] = None
+    acme_email: str | None = None
+    acme_ca: str | None = None
     """ACME directory; None is Let's Encrypt (tests point it at Pebble)."""
-    acme_ca_root: Optional[str] = None
+    acme_ca_root: str | None = None
     """PEM file of the ACME server's CA (tests: Pebble's)."""
-    certificate: Optional[tuple[str, str]] = None
+    certificate: tuple[str, str] | None = None
     """(cert file, key file) in the container: the origin certificate (VPN-only)."""
     http_port: int = 80
     https_port: int = 443
-    bind: Optional[str] = None
+    bind: str | None = None
     """Listen address inside the container (tests: 127.0.0.1); None = all."""
-    storage_dir: Optional[str] = None
+    storage_dir: str | None = None
     """Where Caddy keeps ACME accounts and certificates (tests: a temp dir)."""
     upstream_http_port: int = ODOO_HTTP_PORT
     upstream_gevent_port: int = ODOO_GEVENT_PORT

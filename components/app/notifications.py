@@ -14,8 +14,8 @@ the link AWS sends; that is AWS's anti-spam rule, not something to bypass.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Mapping, Optional, Sequence
 
 import pulumi
 import pulumi_aws as aws
@@ -46,7 +46,7 @@ class IncidentChannel(pulumi.ComponentResource):
     key_arn: pulumi.Output[str]
     """The topic's KMS key: a publisher needs kms:GenerateDataKey and kms:Decrypt on it."""
 
-    def __init__(self, name: str, args: IncidentChannelArgs, opts: Optional[pulumi.ResourceOptions] = None) -> None:
+    def __init__(self, name: str, args: IncidentChannelArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("odoo-hosting:app:IncidentChannel", name, None, opts)
         tags = dict(args.tags)
         provider = aws.Provider(f"{name}-aws", region=args.region, default_tags=aws.ProviderDefaultTagsArgs(tags=tags),

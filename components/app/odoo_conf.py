@@ -14,10 +14,6 @@ time while the secrets must never be in a resource input:
 
 from __future__ import annotations
 
-from typing import Optional
-
-from passlib.hash import pbkdf2_sha512
-
 from components.settings import OutsideConnection, Settings
 
 from .caddyfile import ODOO_GEVENT_PORT, ODOO_HTTP_PORT
@@ -48,7 +44,7 @@ def _memory_limits(ram_gb: int) -> tuple[int, int]:
     return soft, soft * 5 // 4
 
 
-def outgoing_mail(settings: Settings) -> Optional[OutsideConnection]:
+def outgoing_mail(settings: Settings) -> OutsideConnection | None:
     """The first smtp/smtps outside connection is Odoo's outgoing mail server."""
     return next((c for c in settings.outside_connections if c.kind == "smtp"), None)
 

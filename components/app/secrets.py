@@ -20,8 +20,8 @@ the containers and the host script do not change.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping, Optional
 
 import pulumi
 import pulumi_random as random
@@ -60,9 +60,9 @@ class AppSecretsArgs:
     """Arguments of :class:`AppSecrets`."""
 
     client_id: str
-    smtp_password: Optional[pulumi.Input[str]] = None
+    smtp_password: pulumi.Input[str] | None = None
     """From ``pulumi config set --secret odoo-hosting:smtpPassword``."""
-    extra: Optional[Mapping[str, pulumi.Input[str]]] = None
+    extra: Mapping[str, pulumi.Input[str]] | None = None
     """More secrets for the seam (the VPN-only origin key and certificate)."""
 
 
@@ -72,7 +72,7 @@ class AppSecrets(pulumi.ComponentResource):
     values: pulumi.Output[dict]
     """Secret map: Vault name -> value."""
 
-    def __init__(self, name: str, args: AppSecretsArgs, opts: Optional[pulumi.ResourceOptions] = None) -> None:
+    def __init__(self, name: str, args: AppSecretsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("odoo-hosting:app:AppSecrets", name, None, opts)
         keep = {"client": args.client_id}
         child = pulumi.ResourceOptions(parent=self)

@@ -8,8 +8,8 @@ own (ISO-01): operators trust it for that client only.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Optional, Sequence
 
 import pulumi
 import pulumi_tls as tls
@@ -43,7 +43,7 @@ class InternalTls(pulumi.ComponentResource):
     private_key_pem: pulumi.Output[str]
     """Secret."""
 
-    def __init__(self, name: str, args: InternalTlsArgs, opts: Optional[pulumi.ResourceOptions] = None) -> None:
+    def __init__(self, name: str, args: InternalTlsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("odoo-hosting:app:InternalTls", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         ca_key = tls.PrivateKey(f"{name}-ca-key", algorithm=KEY_ALGORITHM, ecdsa_curve=KEY_CURVE, opts=child)

@@ -9,13 +9,18 @@ the delivery seam the secrets work builds.
 from __future__ import annotations
 
 import json
-from typing import Optional
 from importlib import resources
 
 from components.settings import Settings
 
 from .paths import (
-    BOOT_CONFIG_PATH, BUNDLE_CACHE_PATH, DEFAULT_VAULT_ADDRESS, SECRET_FETCH_PATH, VAULT_KV_MOUNT, VAULT_TOKEN_CACHE_PATH, WRAPPED_SECRET_ID_PATH,
+    BOOT_CONFIG_PATH,
+    BUNDLE_CACHE_PATH,
+    DEFAULT_VAULT_ADDRESS,
+    SECRET_FETCH_PATH,
+    VAULT_KV_MOUNT,
+    VAULT_TOKEN_CACHE_PATH,
+    WRAPPED_SECRET_ID_PATH,
 )
 
 WRAPPED_SECRET_ID_WAIT_SECONDS = 600
@@ -45,12 +50,12 @@ def render_secret_fetch_script() -> str:
             .replace("@BUNDLE_CACHE_PATH@", BUNDLE_CACHE_PATH))
 
 
-def resolve_vault_address(settings: Settings, vault_address: Optional[str] = None) -> str:
+def resolve_vault_address(settings: Settings, vault_address: str | None = None) -> str:
     """An explicit address wins, then the stack setting, then the module default."""
     return vault_address or getattr(settings, "vault_address", None) or DEFAULT_VAULT_ADDRESS
 
 
-def render_boot_config(settings: Settings, *, vault_address: Optional[str] = None, bundle=None) -> str:
+def render_boot_config(settings: Settings, *, vault_address: str | None = None, bundle=None) -> str:
     """``bundle``: the :class:`~.bundle.BundlePin` the host installs (``--bundle``)."""
     config = {
         "vault_address": resolve_vault_address(settings, vault_address),

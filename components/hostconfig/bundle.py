@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import Optional
 
 from components.settings import Settings
 
@@ -50,15 +49,15 @@ class BundlePin:
     region: str
     bucket: str
     key: str
-    sns_endpoint: Optional[str] = None
+    sns_endpoint: str | None = None
     """Where a refused bundle is reported; None: the region's SNS endpoint (tests override it)."""
 
     def as_json(self) -> dict:
         return {"sha256": self.sha256, "url": self.url, "region": self.region}
 
 
-def bundle_pin(settings: Settings, bundle: str, *, url: Optional[str] = None,
-               sns_endpoint: Optional[str] = None) -> BundlePin:
+def bundle_pin(settings: Settings, bundle: str, *, url: str | None = None,
+               sns_endpoint: str | None = None) -> BundlePin:
     sha = bundle_sha256(bundle)
     region, bucket = settings.backup.region, backup_bucket_name(settings.client_id)
     return BundlePin(sha256=sha, url=url or bundle_url(region, bucket, sha), region=region, bucket=bucket,

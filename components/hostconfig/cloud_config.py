@@ -8,7 +8,7 @@ deterministic function of the settings).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any
 
 import yaml
 
@@ -20,13 +20,27 @@ from .bundle import BUNDLE_HEADER, BUNDLE_UNIT_NAME, BUNDLE_UNIT_PATH, BundlePin
 from .data_volume import render_data_volume_script, render_data_volume_unit
 from .docker import DOCKER_PACKAGES, docker_runcmd, docker_write_files
 from .fail2ban import (
-    render_fail2ban_alert_action, render_fail2ban_jail, render_fail2ban_odoo_filter,
+    render_fail2ban_alert_action,
+    render_fail2ban_jail,
+    render_fail2ban_odoo_filter,
 )
 from .nftables import render_nftables
 from .paths import (
-    APT_TIMER_OVERRIDE_PATH, BOOT_CONFIG_PATH, DATA_VOLUME_SCRIPT_PATH, DATA_VOLUME_UNIT_NAME,
-    DATA_VOLUME_UNIT_PATH, FAIL2BAN_ALERT_ACTION_PATH, FAIL2BAN_JAIL_PATH, FAIL2BAN_ODOO_FILTER_PATH, NFTABLES_PATH, ODOO_LOG_PATH,
-    ROOT_OWNER, SECRET_FETCH_PATH, SSHD_DROPIN_PATH, UNATTENDED_UPGRADES_PATH, WIREGUARD_CONFIG_PATH,
+    APT_TIMER_OVERRIDE_PATH,
+    BOOT_CONFIG_PATH,
+    DATA_VOLUME_SCRIPT_PATH,
+    DATA_VOLUME_UNIT_NAME,
+    DATA_VOLUME_UNIT_PATH,
+    FAIL2BAN_ALERT_ACTION_PATH,
+    FAIL2BAN_JAIL_PATH,
+    FAIL2BAN_ODOO_FILTER_PATH,
+    NFTABLES_PATH,
+    ODOO_LOG_PATH,
+    ROOT_OWNER,
+    SECRET_FETCH_PATH,
+    SSHD_DROPIN_PATH,
+    UNATTENDED_UPGRADES_PATH,
+    WIREGUARD_CONFIG_PATH,
     WIREGUARD_INTERFACE,
 )
 from .sshd import render_sshd_dropin
@@ -90,7 +104,7 @@ def bundle_activation(settings: Settings) -> list[list[str]]:
     ]
 
 
-def first_boot_files(settings: Settings, pin: BundlePin, *, vault_address: Optional[str] = None
+def first_boot_files(settings: Settings, pin: BundlePin, *, vault_address: str | None = None
                      ) -> list[dict[str, Any]]:
     """What user-data writes: the Vault coordinates with the bundle pin, the fetcher and its unit."""
     return [
@@ -100,13 +114,13 @@ def first_boot_files(settings: Settings, pin: BundlePin, *, vault_address: Optio
     ]
 
 
-def write_files(settings: Settings, *, vault_address: Optional[str] = None) -> list[dict[str, Any]]:
+def write_files(settings: Settings, *, vault_address: str | None = None) -> list[dict[str, Any]]:
     """Every file the host gets: user-data's, then the bundle's."""
     host = render_host(settings, vault_address=vault_address)
     return [*first_boot_files(settings, host.pin, vault_address=vault_address), *bundle_files(settings)]
 
 
-def cloud_config(settings: Settings, pin: BundlePin, *, vault_address: Optional[str] = None) -> dict[str, Any]:
+def cloud_config(settings: Settings, pin: BundlePin, *, vault_address: str | None = None) -> dict[str, Any]:
     """The cloud-config as plain data (before YAML)."""
     return {
         "ssh_pwauth": False,
@@ -181,8 +195,8 @@ def render_bundle(settings: Settings) -> str:
                                   "activate": [_Command(c) for c in bundle_activation(settings)]})
 
 
-def render_host(settings: Settings, *, vault_address: Optional[str] = None, bundle_url: Optional[str] = None,
-                sns_endpoint: Optional[str] = None) -> HostConfiguration:
+def render_host(settings: Settings, *, vault_address: str | None = None, bundle_url: str | None = None,
+                sns_endpoint: str | None = None) -> HostConfiguration:
     """user-data and bundle together. ``bundle_url`` and ``sns_endpoint`` override where the host
     fetches the bundle and reports a refused one (stand-ins in tests); ``vault_address`` overrides
     ``settings.vault_address``."""
@@ -192,6 +206,6 @@ def render_host(settings: Settings, *, vault_address: Optional[str] = None, bund
     return HostConfiguration(user_data=user_data, bundle=bundle, pin=pin)
 
 
-def render_cloud_config(settings: Settings, *, vault_address: Optional[str] = None) -> str:
+def render_cloud_config(settings: Settings, *, vault_address: str | None = None) -> str:
     """The ``#cloud-config`` user_data for the client's host (see :func:`render_host`)."""
     return render_host(settings, vault_address=vault_address).user_data

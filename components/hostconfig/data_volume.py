@@ -7,8 +7,14 @@ from importlib import resources
 from components.settings import Settings
 
 from .paths import (
-    DATA_MOUNT_POINT, DATA_SUBDIRS, DATA_VOLUME_DEVICE_GLOB, DATA_VOLUME_MAPPER_NAME,
-    DATA_VOLUME_SCRIPT_PATH, DATA_VOLUME_UNIT_PATH, SECRET_FETCH_PATH, SECRET_NAME_LUKS_KEY,
+    DATA_MOUNT_POINT,
+    DATA_SUBDIRS,
+    DATA_VOLUME_DEVICE_GLOB,
+    DATA_VOLUME_MAPPER_NAME,
+    DATA_VOLUME_SCRIPT_PATH,
+    DATA_VOLUME_UNIT_PATH,
+    SECRET_FETCH_PATH,
+    SECRET_NAME_LUKS_KEY,
 )
 
 # The production LUKS parameters (DSK-01); tests read the formatted header back.

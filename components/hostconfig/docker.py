@@ -23,12 +23,23 @@ from __future__ import annotations
 import json
 
 from components.app.secrets import (
-    APP_SECRETS_DIR, DB_PASSWORD, HOST_FILES, ODOO_ADMIN_PASSWORD, ORIGIN_CERT, ORIGIN_KEY, SMTP_PASSWORD,
+    APP_SECRETS_DIR,
+    DB_PASSWORD,
+    HOST_FILES,
+    ODOO_ADMIN_PASSWORD,
+    ORIGIN_CERT,
+    ORIGIN_KEY,
+    SMTP_PASSWORD,
 )
 from components.settings import Settings
 
 from .paths import (
-    DATA_MOUNT_POINT, DATA_VOLUME_UNIT_NAME, ODOO_LOG_DIR, ODOO_LOG_PATH, SECRET_FETCH_PATH, WIREGUARD_INTERFACE,
+    DATA_MOUNT_POINT,
+    DATA_VOLUME_UNIT_NAME,
+    ODOO_LOG_DIR,
+    ODOO_LOG_PATH,
+    SECRET_FETCH_PATH,
+    WIREGUARD_INTERFACE,
 )
 
 DOCKER_PACKAGES = ("docker.io",)

@@ -13,20 +13,47 @@ values, so each rule is tested without Pulumi.
 from __future__ import annotations
 
 import json
-from typing import Any, Mapping, Optional
+from collections.abc import Mapping
+from typing import Any, Optional
 
 import pulumi
 
 from .fields import parse_ssh_public_key, parse_wireguard_key
 from .model import (
-    Backup, Ldap, MaintenanceWindow, OAuthProvider, OutsideConnection, Settings, SettingsError, SshKey, Sso, Vpn,
+    Backup,
+    Ldap,
+    MaintenanceWindow,
+    OAuthProvider,
+    OutsideConnection,
+    Settings,
+    SettingsError,
+    SshKey,
+    Sso,
+    Vpn,
     VpnPeer,
 )
 from .parse import parse_settings
 from .schema import (
-    CONNECTION_SCHEMES, EU_LOCATIONS, EXPOSURES, IMAGES, KEYS, MAX_CREDENTIAL_ROTATION_DAYS, MAX_DATA_VOLUME_GB,
-    MIN_DATA_VOLUME_GB, MIN_RSA_BITS, MIN_WINDOW_MINUTES, NAMESPACE, NETWORK_ZONE, REQUIRED, SCHEMA, SECRET_KEYS,
-    SERVER_SIZES, SERVER_TYPES, STARTTLS_KINDS, VPN_DEFAULTS, Key,
+    CONNECTION_SCHEMES,
+    EU_LOCATIONS,
+    EXPOSURES,
+    IMAGES,
+    KEYS,
+    MAX_CREDENTIAL_ROTATION_DAYS,
+    MAX_DATA_VOLUME_GB,
+    MIN_DATA_VOLUME_GB,
+    MIN_RSA_BITS,
+    MIN_WINDOW_MINUTES,
+    NAMESPACE,
+    NETWORK_ZONE,
+    REQUIRED,
+    SCHEMA,
+    SECRET_KEYS,
+    SERVER_SIZES,
+    SERVER_TYPES,
+    STARTTLS_KINDS,
+    VPN_DEFAULTS,
+    Key,
 )
 
 __all__ = [
@@ -50,7 +77,7 @@ def _decode(name: str, text: Any) -> Any:
         raise SettingsError(name, text, "a YAML list/object in the stack file (or JSON with `pulumi config set --path`)") from None
 
 
-def load_secret(key: str) -> Optional[pulumi.Output[str]]:
+def load_secret(key: str) -> pulumi.Output[str] | None:
     """A secret setting (one of SECRET_KEYS) as a Pulumi secret Output, or None when unset."""
     if key not in SECRET_KEYS:
         raise ValueError(f"{key} is not a secret setting")

@@ -7,7 +7,8 @@ import base64
 import binascii
 import ipaddress
 import re
-from typing import Any, Optional, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from .model import MaintenanceWindow, SettingsError
 from .schema import MIN_RSA_BITS, MIN_WINDOW_MINUTES
@@ -220,7 +221,7 @@ def _email(key: str, value: Any) -> str:
     return value.strip()
 
 
-def _url_parts(key: str, value: Any, allowed: str) -> tuple[str, str, Optional[int], str]:
+def _url_parts(key: str, value: Any, allowed: str) -> tuple[str, str, int | None, str]:
     """(scheme, host, port, query) of a URL; refuses credentials in it."""
     from urllib.parse import urlsplit
 

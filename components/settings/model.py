@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any
 
 import pulumi
 
@@ -129,7 +129,7 @@ class OAuthProvider:
     """``google`` or ``microsoft``."""
     client_id: str
     """The public client id; the secret (if any) is a Pulumi secret."""
-    tenant: Optional[str] = None
+    tenant: str | None = None
     """Microsoft Entra tenant id or domain (``organizations`` when not pinned)."""
 
 
@@ -157,7 +157,7 @@ class OutsideConnection:
     kind: str
     """http, smtp, imap, ldap or postgresql."""
     host: str
-    port: Optional[int]
+    port: int | None
     encrypted: bool
     """TLS from the first byte, or STARTTLS (smtp/imap/ldap), or sslmode=require+ (postgresql)."""
     starttls: bool
@@ -168,7 +168,7 @@ class Sso:
     """Optional single sign-on for the client's Odoo (ACC-05)."""
 
     oauth: tuple[OAuthProvider, ...] = ()
-    ldap: Optional[Ldap] = None
+    ldap: Ldap | None = None
 
     @property
     def modules(self) -> tuple[str, ...]:
@@ -189,7 +189,7 @@ class Settings:
     exposure: str
     """``public`` (HTTPS on the internet) or ``vpn-only`` (nothing but WireGuard)."""
     domains: tuple[str, ...]
-    acme_email: Optional[str]
+    acme_email: str | None
     ssh_keys: tuple[SshKey, ...]
     admin_user: str
     """The non-root login created on the host for operators."""

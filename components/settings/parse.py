@@ -4,22 +4,63 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from components.app.images import ODOO_VERSIONS
 
 from .fields import (
-    _EU_AWS_REGION_RE, _HHMM_RE, _NAME_RE, _SLUG_RE, _UNIX_USER_RE, _EMAIL_RE, _bool, _choice, _email, _hostname,
-    _int, _list, _maintenance_window, _object, _private_network, _reject_unknown, _require_str, _unique,
-    _url_parts, _vault_address, parse_ssh_public_key, parse_wireguard_key, _is_rfc1918,
+    _EMAIL_RE,
+    _EU_AWS_REGION_RE,
+    _HHMM_RE,
+    _NAME_RE,
+    _SLUG_RE,
+    _UNIX_USER_RE,
+    _bool,
+    _choice,
+    _email,
+    _hostname,
+    _int,
+    _is_rfc1918,
+    _list,
+    _maintenance_window,
+    _object,
+    _private_network,
+    _reject_unknown,
+    _require_str,
+    _unique,
+    _url_parts,
+    _vault_address,
+    parse_ssh_public_key,
+    parse_wireguard_key,
 )
 from .model import (
-    Backup, Ldap, MaintenanceWindow, OAuthProvider, OutsideConnection, Settings, SettingsError, SshKey, Sso, Vpn,
+    Backup,
+    Ldap,
+    MaintenanceWindow,
+    OAuthProvider,
+    OutsideConnection,
+    Settings,
+    SettingsError,
+    SshKey,
+    Sso,
+    Vpn,
     VpnPeer,
 )
 from .schema import (
-    CONNECTION_SCHEMES, EU_LOCATIONS, EXPOSURES, IMAGES, KEYS, MAX_CREDENTIAL_ROTATION_DAYS, MAX_DATA_VOLUME_GB,
-    MIN_DATA_VOLUME_GB, SECRET_KEYS, SERVER_TYPES, STARTTLS_KINDS, VPN_DEFAULTS, default,
+    CONNECTION_SCHEMES,
+    EU_LOCATIONS,
+    EXPOSURES,
+    IMAGES,
+    KEYS,
+    MAX_CREDENTIAL_ROTATION_DAYS,
+    MAX_DATA_VOLUME_GB,
+    MIN_DATA_VOLUME_GB,
+    SECRET_KEYS,
+    SERVER_TYPES,
+    STARTTLS_KINDS,
+    VPN_DEFAULTS,
+    default,
 )
 
 _POSTGRES_TLS_MODES = ("require", "verify-ca", "verify-full")

@@ -9,8 +9,9 @@ The preflight harness and auditors read the control IDs from
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import AbstractSet, Any, Callable, Iterable, List, Mapping, Optional, Sequence, Union
+from typing import AbstractSet, Any, Union
 
 import yaml
 from pulumi_policy import (
@@ -93,7 +94,7 @@ def _guard_config(validate: Callable[[Any, ReportViolation], None]) -> Callable[
 AppliesTo = Union[Sequence[str], AbstractSet[str], Callable[[str], bool], None]
 
 
-def _type_filter(applies_to: AppliesTo) -> Optional[tuple[Callable[[str], bool], str]]:
+def _type_filter(applies_to: AppliesTo) -> tuple[Callable[[str], bool], str] | None:
     """(predicate on the type token, not-applicable reason) for ``applies_to``; None judges every type."""
     if applies_to is None:
         return None
@@ -107,7 +108,7 @@ def _type_filter(applies_to: AppliesTo) -> Optional[tuple[Callable[[str], bool],
     return types.__contains__, f"judges only {', '.join(sorted(types))}"
 
 
-def _only_for(type_filter: Optional[tuple[Callable[[str], bool], str]],
+def _only_for(type_filter: tuple[Callable[[str], bool], str] | None,
               validate: Callable[[Any, ReportViolation], None], *,
               stack: bool = False) -> Callable[[Any, ReportViolation], None]:
     """``validate`` preceded by the type check: another type gets ``args.not_applicable(...)``;
@@ -139,8 +140,8 @@ def _only_for(type_filter: Optional[tuple[Callable[[str], bool], str]],
 
 def resource_policy(*, name: str, description: str, controls: Sequence[str], severity: Severity,
                     remediation: str, validate: Callable[[ResourceValidationArgs, ReportViolation], None],
-                    config: Optional[Mapping[str, Mapping[str, Any]]] = None,
-                    enforcement_level: Optional[EnforcementLevel] = None,
+                    config: Mapping[str, Mapping[str, Any]] | None = None,
+                    enforcement_level: EnforcementLevel | None = None,
                     applies_to: AppliesTo = None) -> ResourceValidationPolicy:
     """``enforcement_level`` None: the pack's level (mandatory); set it only for advisory controls.
 
@@ -173,8 +174,8 @@ def resource_policy(*, name: str, description: str, controls: Sequence[str], sev
 
 def stack_policy(*, name: str, description: str, controls: Sequence[str], severity: Severity,
                  remediation: str, validate: Callable[[StackValidationArgs, ReportViolation], None],
-                 config: Optional[Mapping[str, Mapping[str, Any]]] = None,
-                 enforcement_level: Optional[EnforcementLevel] = None,
+                 config: Mapping[str, Mapping[str, Any]] | None = None,
+                 enforcement_level: EnforcementLevel | None = None,
                  applies_to: AppliesTo = None) -> StackValidationPolicy:
     """``enforcement_level`` None: the pack's level (mandatory); set it only for advisory controls.
 
@@ -202,7 +203,7 @@ def config_value(args: Any, key: str, default: Any) -> Any:
 
 
 def config_string_list(args: Any, key: str, default: Sequence[str],
-                       pattern: Optional[re.Pattern] = None) -> List[str]:
+                       pattern: re.Pattern | None = None) -> list[str]:
     value = config_value(args, key, list(default))
     if not isinstance(value, (list, tuple)) or not value:
         raise PolicyConfigError(key, f"must be a non-empty list of strings, got {value!r}")
@@ -230,15 +231,15 @@ def config_port(args: Any, key: str, default: int) -> int:
     return _as_port(key, config_value(args, key, default))
 
 
-def config_port_list(args: Any, key: str, default: Iterable[int]) -> List[int]:
+def config_port_list(args: Any, key: str, default: Iterable[int]) -> list[int]:
     value = config_value(args, key, list(default))
     if not isinstance(value, (list, tuple)):
         raise PolicyConfigError(key, f"must be a list of port numbers, got {value!r}")
     return [_as_port(key, v) for v in value]
 
 
-def config_int(args: Any, key: str, default: int, minimum: Optional[int] = None,
-               maximum: Optional[int] = None) -> int:
+def config_int(args: Any, key: str, default: int, minimum: int | None = None,
+               maximum: int | None = None) -> int:
     """A whole number (the engine may hand it over as a float or a numeric string)."""
     value = config_value(args, key, default)
     if isinstance(value, float) and value.is_integer():
@@ -252,7 +253,7 @@ def config_int(args: Any, key: str, default: int, minimum: Optional[int] = None,
     return value
 
 
-def config_optional_string_list(args: Any, key: str, pattern: Optional[re.Pattern] = None) -> Optional[List[str]]:
+def config_optional_string_list(args: Any, key: str, pattern: re.Pattern | None = None) -> list[str] | None:
     """A list of strings, or None when the key is absent (the check it tunes is then off)."""
     cfg = args.get_config() or {}
     if key not in cfg or cfg[key] is None:
@@ -260,7 +261,7 @@ def config_optional_string_list(args: Any, key: str, pattern: Optional[re.Patter
     return config_string_list(args, key, (), pattern)
 
 
-def config_string(args: Any, key: str, default: str, pattern: Optional[re.Pattern] = None) -> str:
+def config_string(args: Any, key: str, default: str, pattern: re.Pattern | None = None) -> str:
     value = config_value(args, key, default)
     if not isinstance(value, str) or not value.strip() or (pattern and not pattern.match(value.strip())):
         raise PolicyConfigError(key, f"must be a non-empty string{' matching ' + pattern.pattern if pattern else ''}, "
@@ -287,7 +288,7 @@ def is_true(value: Any) -> bool:
     return value is True or (isinstance(value, str) and value.strip().lower() == "true")
 
 
-def as_number(value: Any) -> Optional[float]:
+def as_number(value: Any) -> float | None:
     """A number given as int, float or numeric string (``"4096"``); None otherwise."""
     if isinstance(value, bool):
         return None
@@ -308,7 +309,7 @@ def shown(value: Any) -> str:
     return str(value)
 
 
-def as_list(value: Any) -> List[Any]:
+def as_list(value: Any) -> list[Any]:
     """A list input that a program may also give as a single value; every element is read
     (an unknown element raises UnknownValueError)."""
     if value is None:

@@ -29,7 +29,7 @@ import posixpath
 import re
 import shlex
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional
+from typing import Any
 
 from pulumi_policy import Severity
 
@@ -60,8 +60,8 @@ def _wanted(path: str) -> bool:
     return True
 
 
-def _unit_sections(text: str) -> Dict[str, Dict[str, List[str]]]:
-    sections: Dict[str, Dict[str, List[str]]] = {}
+def _unit_sections(text: str) -> dict[str, dict[str, list[str]]]:
+    sections: dict[str, dict[str, list[str]]] = {}
     current = None
     for raw in text.splitlines():
         line = raw.strip()
@@ -76,7 +76,7 @@ def _unit_sections(text: str) -> Dict[str, Dict[str, List[str]]]:
     return sections
 
 
-def span_seconds(text: str) -> Optional[int]:
+def span_seconds(text: str) -> int | None:
     """systemd time span ("1d", "24h", "7d 12h", "86400"); None when unreadable."""
     total, pos, text = 0, 0, text.strip().lower()
     if not text:
@@ -92,7 +92,7 @@ def span_seconds(text: str) -> Optional[int]:
     return total if not text[pos:].strip() and total > 0 else None
 
 
-def calendar_period(expression: str) -> Optional[int]:
+def calendar_period(expression: str) -> int | None:
     """The longest gap (seconds) between two firings of an OnCalendar expression, for the
     common forms; None when the expression is not understood."""
     text = expression.strip().lower()
@@ -124,25 +124,25 @@ def calendar_period(expression: str) -> Optional[int]:
 @dataclass
 class _Timer:
     name: str
-    period: Optional[int]
+    period: int | None
     service: str
     enabled: bool
-    problems: List[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
 
 
-def _systemd_units(files: Dict[str, str]) -> Dict[str, str]:
+def _systemd_units(files: dict[str, str]) -> dict[str, str]:
     return {posixpath.basename(p): text for p, text in files.items()
             if posixpath.dirname(p) in SYSTEMD_DIRS and p.endswith((".timer", ".service"))}
 
 
-def _runcmd_text(cfg: Dict[str, Any]) -> str:
+def _runcmd_text(cfg: dict[str, Any]) -> str:
     out = []
     for item in cfg.get("runcmd") or []:
         out.append(" ".join(map(str, item)) if isinstance(item, list) else str(item))
     return "\n".join(out)
 
 
-def _service_commands(service_text: str) -> List[List[str]]:
+def _service_commands(service_text: str) -> list[list[str]]:
     commands = []
     for value in _unit_sections(service_text).get("Service", {}).get("ExecStart", []):
         try:
@@ -154,7 +154,7 @@ def _service_commands(service_text: str) -> List[List[str]]:
     return commands
 
 
-def _runs(argv: List[str], files: Dict[str, str], verb: str) -> bool:
+def _runs(argv: list[str], files: dict[str, str], verb: str) -> bool:
     """Whether the command runs ``restic <verb>``, itself or through a script the cloud-config writes."""
     line = " ".join(argv)
     if re.search(rf"\brestic\b.*\b{verb}\b", line):
@@ -180,14 +180,14 @@ def _password_at_rest(text: str) -> bool:
     return False
 
 
-def backup_agent_findings(cfg: Dict[str, Any]) -> List[str]:
+def backup_agent_findings(cfg: dict[str, Any]) -> list[str]:
     """Findings for the backup agent one (effective) cloud-config sets up; :class:`NotJudgeable`
     when it cannot be read."""
     files = written_files(cfg, _wanted)
     units = _systemd_units(files)
     runcmd = _runcmd_text(cfg)
-    timers: List[_Timer] = []
-    unreadable: List[str] = []
+    timers: list[_Timer] = []
+    unreadable: list[str] = []
     for name, body in units.items():
         if not name.endswith(".timer"):
             continue
@@ -202,7 +202,7 @@ def backup_agent_findings(cfg: Dict[str, Any]) -> List[str]:
         enabled = bool(re.search(rf"systemctl\s+enable\b[^\n]*\b{re.escape(name)}", runcmd))
         timers.append(_Timer(name=name, period=min(known) if known else None, service=service, enabled=enabled))
 
-    findings: List[str] = []
+    findings: list[str] = []
     for verb, limit, what in (("backup", DAY, "a daily backup"), ("check", 7 * DAY, "a weekly repository check")):
         candidates = [t for t in timers if t.service in units
                       and any(_runs(argv, files, verb) for argv in _service_commands(units[t.service]))]

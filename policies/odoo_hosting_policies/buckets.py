@@ -16,8 +16,9 @@ The region of a bucket is judged by ``aws-resource-eu-region`` (RES-01/BKP-02).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, List, Mapping, Optional, Sequence, Set
+from typing import Any
 
 from pulumi_policy import ReportViolation, ResourceValidationArgs, Severity, StackValidationArgs
 from pulumi_policy.proxy import UnknownValueError
@@ -53,7 +54,7 @@ def _first(value: Any) -> Any:
     return items[0] if items else None
 
 
-def versioning_problems(props: Mapping[str, Any]) -> List[str]:
+def versioning_problems(props: Mapping[str, Any]) -> list[str]:
     config = get(props, "versioningConfiguration")
     status = get(config, "status") if isinstance(config, Mapping) else None
     if not isinstance(status, str) or status.strip().lower() != "enabled":
@@ -62,7 +63,7 @@ def versioning_problems(props: Mapping[str, Any]) -> List[str]:
     return []
 
 
-def _sse_rule_problem(default: Any) -> Optional[str]:
+def _sse_rule_problem(default: Any) -> str | None:
     if not isinstance(default, Mapping):
         return "a rule has no applyServerSideEncryptionByDefault; set sseAlgorithm \"aws:kms\" and kmsMasterKeyId"
     algorithm = get(default, "sseAlgorithm")
@@ -76,7 +77,7 @@ def _sse_rule_problem(default: Any) -> Optional[str]:
     return None
 
 
-def encryption_problems(props: Mapping[str, Any]) -> List[str]:
+def encryption_problems(props: Mapping[str, Any]) -> list[str]:
     rules = as_list(get(props, "rules"))
     if not rules:
         return ["the encryption configuration has no rules; add one with sseAlgorithm \"aws:kms\" and "
@@ -90,7 +91,7 @@ def encryption_problems(props: Mapping[str, Any]) -> List[str]:
     return problems
 
 
-def _inline_encryption_problems(bucket: Mapping[str, Any]) -> Optional[List[str]]:
+def _inline_encryption_problems(bucket: Mapping[str, Any]) -> list[str] | None:
     """None when the bucket has no inline SSE setting."""
     v7 = get(bucket, "serverSideEncryptionConfiguration")
     v2 = get(bucket, "serverSideEncryptionConfigurations")
@@ -109,7 +110,7 @@ def _inline_encryption_problems(bucket: Mapping[str, Any]) -> Optional[List[str]
     return problems
 
 
-def public_access_problems(props: Mapping[str, Any]) -> List[str]:
+def public_access_problems(props: Mapping[str, Any]) -> list[str]:
     off = [flag for flag in PUBLIC_ACCESS_FLAGS if not is_true(get(props, flag))]
     if off:
         return [f"the public access block leaves {', '.join(off)} not true; set all four of "
@@ -117,7 +118,7 @@ def public_access_problems(props: Mapping[str, Any]) -> List[str]:
     return []
 
 
-def ownership_problems(props: Mapping[str, Any]) -> List[str]:
+def ownership_problems(props: Mapping[str, Any]) -> list[str]:
     rule = get(props, "rule")
     owner = get(rule, "objectOwnership") if isinstance(rule, Mapping) else None
     if owner != "BucketOwnerEnforced":
@@ -132,7 +133,7 @@ class _Lifecycle:
     expiration: bool = False
     abort: bool = False
 
-    def problems(self) -> List[str]:
+    def problems(self) -> list[str]:
         missing = []
         if not self.archive:
             missing.append("a transition of older backups to an archive class (GLACIER, GLACIER_IR or "
@@ -161,7 +162,7 @@ def _expiration_ok(expiration: Any) -> bool:
     return (days is not None and days >= 1) or get(expiration, "date") is not None
 
 
-def lifecycle_problems(props: Mapping[str, Any]) -> List[str]:
+def lifecycle_problems(props: Mapping[str, Any]) -> list[str]:
     found, noncurrent = _Lifecycle(), _Lifecycle()
     for rule in as_list(get(props, "rules")):
         if not isinstance(rule, Mapping) or str(get(rule, "status", "")).strip().lower() != "enabled":
@@ -185,7 +186,7 @@ def lifecycle_problems(props: Mapping[str, Any]) -> List[str]:
     return found.problems()
 
 
-def _inline_lifecycle_problems(bucket: Mapping[str, Any]) -> Optional[List[str]]:
+def _inline_lifecycle_problems(bucket: Mapping[str, Any]) -> list[str] | None:
     rules = get(bucket, "lifecycleRules")
     if rules is None:
         return None
@@ -200,7 +201,7 @@ def _inline_lifecycle_problems(bucket: Mapping[str, Any]) -> Optional[List[str]]
     return found.problems()
 
 
-def _retention_problem(retention: Any) -> Optional[str]:
+def _retention_problem(retention: Any) -> str | None:
     if not isinstance(retention, Mapping):
         return "the object lock configuration has no defaultRetention; set rule.defaultRetention (mode and days)"
     mode = get(retention, "mode")
@@ -213,7 +214,7 @@ def _retention_problem(retention: Any) -> Optional[str]:
     return None
 
 
-def object_lock_problems(props: Mapping[str, Any]) -> List[str]:
+def object_lock_problems(props: Mapping[str, Any]) -> list[str]:
     enabled = get(props, "objectLockEnabled", "Enabled")
     problems = []
     if str(enabled).strip().lower() != "enabled":
@@ -223,7 +224,7 @@ def object_lock_problems(props: Mapping[str, Any]) -> List[str]:
     return problems + ([problem] if problem else [])
 
 
-def _inline_object_lock_problems(bucket: Mapping[str, Any]) -> Optional[List[str]]:
+def _inline_object_lock_problems(bucket: Mapping[str, Any]) -> list[str] | None:
     config = get(bucket, "objectLockConfiguration")
     if not isinstance(config, Mapping):
         return None
@@ -248,7 +249,7 @@ def _secure_transport_false(condition: Any) -> bool:
     return False
 
 
-def bucket_policy_problems(props: Mapping[str, Any]) -> List[str]:
+def bucket_policy_problems(props: Mapping[str, Any]) -> list[str]:
     raw = get(props, "policy")
     try:
         document = iam.parse_document(raw)
@@ -283,8 +284,8 @@ class Piece:
     key: str
     what: str  # "SSE-KMS encryption"
     types: Sequence[str]
-    judge: Callable[[Mapping[str, Any]], List[str]]
-    inline: Optional[Callable[[Mapping[str, Any]], Optional[List[str]]]]
+    judge: Callable[[Mapping[str, Any]], list[str]]
+    inline: Callable[[Mapping[str, Any]], list[str] | None] | None
     fix: str  # which resource to add
 
 
@@ -309,7 +310,7 @@ PIECES = (
 )
 
 
-def _inline_versioning(bucket: Mapping[str, Any]) -> Optional[bool]:
+def _inline_versioning(bucket: Mapping[str, Any]) -> bool | None:
     """True/False when the bucket sets versioning inline (v6 style), None otherwise."""
     blocks = as_list(get(bucket, "versioning")) + as_list(get(bucket, "versionings"))
     if not blocks:
@@ -317,7 +318,7 @@ def _inline_versioning(bucket: Mapping[str, Any]) -> Optional[bool]:
     return any(isinstance(b, Mapping) and is_true(get(b, "enabled")) for b in blocks)
 
 
-def _bucket_own_problems(props: Mapping[str, Any]) -> List[str]:
+def _bucket_own_problems(props: Mapping[str, Any]) -> list[str]:
     problems = []
     if is_true(get(props, "forceDestroy")):
         problems.append("forceDestroy is true, so deleting the bucket deletes every backup in it; remove "
@@ -376,7 +377,7 @@ def _safe(read: Callable[[], Any]) -> Any:
         return None
 
 
-def _bucket_names(bucket: Any) -> Set[str]:
+def _bucket_names(bucket: Any) -> set[str]:
     """Names a companion may use for the bucket: its bucket input, logical name, and (when the
     engine knows them) id-like outputs handed over as inputs."""
     names = {bucket.name}
@@ -387,7 +388,7 @@ def _bucket_names(bucket: Any) -> Set[str]:
     return names
 
 
-def _refers_to(companion: Any, bucket: Any, names: Set[str]) -> bool:
+def _refers_to(companion: Any, bucket: Any, names: set[str]) -> bool:
     """Whether ``companion`` configures ``bucket``: through the `bucket` input's dependency, its
     value, or (when neither says) a dependency on exactly one bucket."""
     deps = (companion.property_dependencies or {}).get("bucket", [])

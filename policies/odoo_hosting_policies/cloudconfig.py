@@ -40,8 +40,9 @@ import hashlib
 import json
 import posixpath
 import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+from typing import Any
 
 import yaml
 from pulumi_policy.proxy import UnknownValueError
@@ -71,8 +72,8 @@ class NotJudgeable(Exception):
 class Assessment:
     """The outcome for one user-data text."""
 
-    findings: Tuple[str, ...]  # empty (and judged): key-only SSH
-    not_judgeable: Optional[str] = None  # why the text could not be checked
+    findings: tuple[str, ...]  # empty (and judged): key-only SSH
+    not_judgeable: str | None = None  # why the text could not be checked
 
 
 def _kind_of(text: str) -> str:
@@ -105,7 +106,7 @@ def _strip_jinja(text: str) -> str:
     return _JINJA_EXPR_RE.sub(JINJA_PLACEHOLDER, body)
 
 
-def parse_cloud_config(text: str) -> Dict[str, Any]:
+def parse_cloud_config(text: str) -> dict[str, Any]:
     """The cloud-config mapping, or :class:`NotJudgeable`."""
     if not isinstance(text, str):
         raise NotJudgeable("userData is not a string")
@@ -137,7 +138,7 @@ def _normalise_path(path: str) -> str:
     return posixpath.normpath(path)
 
 
-def _decode_content(entry: Dict[str, Any], path: str) -> str:
+def _decode_content(entry: dict[str, Any], path: str) -> str:
     content = entry.get("content", "")
     if content is None:
         content = ""
@@ -164,7 +165,7 @@ def _is_sshd_path(path: str) -> bool:
     return path == sshd.SSHD_CONFIG or path.startswith(sshd.SSHD_CONFIG_DIR + "/") or path.startswith("/etc/ssh/")
 
 
-def _apply_write(files: Dict[str, str], entry: Any, wanted: Callable[[str], bool] = _is_sshd_path) -> None:
+def _apply_write(files: dict[str, str], entry: Any, wanted: Callable[[str], bool] = _is_sshd_path) -> None:
     if not isinstance(entry, dict) or "path" not in entry:
         return
     path = _normalise_path(str(entry["path"]))
@@ -195,7 +196,7 @@ def _update_ssh_config_lines(text: str, key: str, value: str) -> str:
     return "\n".join(out) + "\n"
 
 
-def _pwauth(value: Any) -> Optional[str]:
+def _pwauth(value: Any) -> str | None:
     """cloud-init's reading of ssh_pwauth: 'yes', 'no' or None (unchanged)."""
     if value is True or (isinstance(value, str) and value.strip().lower() in ("true", "1", "on", "yes")):
         return "yes"
@@ -204,9 +205,9 @@ def _pwauth(value: Any) -> Optional[str]:
     return None
 
 
-def sshd_files(cfg: Dict[str, Any]) -> Dict[str, str]:
+def sshd_files(cfg: dict[str, Any]) -> dict[str, str]:
     """The sshd configuration files on the host after cloud-init ran ``cfg``."""
-    files: Dict[str, str] = {
+    files: dict[str, str] = {
         sshd.SSHD_CONFIG: sshd.DEBIAN_SSHD_CONFIG,
         sshd.CLOUD_INIT_DROP_IN: IMAGE_DEFAULT_CLOUD_INIT_DROP_IN,
     }
@@ -231,11 +232,11 @@ def sshd_files(cfg: Dict[str, Any]) -> Dict[str, str]:
     return files
 
 
-def written_files(cfg: Dict[str, Any], wanted: Callable[[str], bool],
-                  base: Optional[Dict[str, str]] = None) -> Dict[str, str]:
+def written_files(cfg: dict[str, Any], wanted: Callable[[str], bool],
+                  base: dict[str, str] | None = None) -> dict[str, str]:
     """The files under ``wanted`` paths after cloud-init's write_files (deferred entries last),
     starting from ``base`` (what the image and packages put there)."""
-    files: Dict[str, str] = dict(base or {})
+    files: dict[str, str] = dict(base or {})
     entries = cfg.get("write_files") or []
     if not isinstance(entries, list):
         raise NotJudgeable("write_files is not a list")
@@ -246,10 +247,10 @@ def written_files(cfg: Dict[str, Any], wanted: Callable[[str], bool],
     return files
 
 
-def packages_of(cfg: Dict[str, Any]) -> List[str]:
+def packages_of(cfg: dict[str, Any]) -> list[str]:
     """Package names in cloud-config ``packages`` (``name``, ``[name, version]``, ``name=version``)."""
     raw = cfg.get("packages") or []
-    names: List[str] = []
+    names: list[str] = []
     if not isinstance(raw, list):
         return names
     for item in raw:
@@ -266,7 +267,7 @@ def packages_of(cfg: Dict[str, Any]) -> List[str]:
     return names
 
 
-def _cloud_init_findings(cfg: Dict[str, Any]) -> List[str]:
+def _cloud_init_findings(cfg: dict[str, Any]) -> list[str]:
     findings = []
     if _pwauth(cfg.get("ssh_pwauth")) == "yes":
         findings.append("ssh_pwauth is true, which turns SSH password authentication on; "
@@ -278,13 +279,13 @@ def _cloud_init_findings(cfg: Dict[str, Any]) -> List[str]:
     return findings
 
 
-def sshd_findings(cfg: Dict[str, Any]) -> List[str]:
+def sshd_findings(cfg: dict[str, Any]) -> list[str]:
     """ACC-01 findings for one (effective) cloud-config; :class:`NotJudgeable` when it cannot be read."""
     return _cloud_init_findings(cfg) + sshd.judge_files(sshd_files(cfg))
 
 
 @functools.lru_cache(maxsize=128)
-def _parsed(text: str) -> Tuple[Optional[Dict[str, Any]], Optional[str]]:
+def _parsed(text: str) -> tuple[dict[str, Any] | None, str | None]:
     """(cfg, why not judgeable) for one user-data text, parsed once however many policies read it.
 
     Cached by content: a fleet's servers usually share a few templates. The
@@ -295,7 +296,7 @@ def _parsed(text: str) -> Tuple[Optional[Dict[str, Any]], Optional[str]]:
         return None, str(e)
 
 
-def judge_text(text: str, judge: Callable[..., Sequence[str]], *params: Any) -> Tuple[Tuple[str, ...], Optional[str]]:
+def judge_text(text: str, judge: Callable[..., Sequence[str]], *params: Any) -> tuple[tuple[str, ...], str | None]:
     """(findings, why not judgeable) of ``judge(cfg, *params)`` on one user-data text alone."""
     cfg, not_judgeable = _parsed(text)
     if cfg is None:
@@ -337,7 +338,7 @@ class BundlePin:
         return f"host bundle {self.sha256[:12]} ({self.url})"
 
 
-def bundle_pin(cfg: Dict[str, Any]) -> Optional[BundlePin]:
+def bundle_pin(cfg: dict[str, Any]) -> BundlePin | None:
     """The bundle a cloud-config's boot.json pins; None when it pins none; :class:`NotJudgeable`
     when boot.json or its pin cannot be read (a pin that cannot be read hides the host's files)."""
     text = written_files(cfg, lambda path: path == BOOT_CONFIG_PATH).get(BOOT_CONFIG_PATH)
@@ -363,7 +364,7 @@ def _sha256(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def _bundle_entry(index: int, entry: Any) -> Dict[str, Any]:
+def _bundle_entry(index: int, entry: Any) -> dict[str, Any]:
     """One ``files`` entry as the installer writes it (plain text, whole file), or :class:`NotJudgeable`."""
     if not isinstance(entry, dict) or not isinstance(entry.get("path"), str) or not entry["path"].startswith("/"):
         raise NotJudgeable(f"files entry {index + 1} has no absolute path")
@@ -381,7 +382,7 @@ def _bundle_entry(index: int, entry: Any) -> Dict[str, Any]:
 
 
 @functools.lru_cache(maxsize=64)
-def read_bundle(text: str) -> Tuple[Tuple[Dict[str, Any], ...], Tuple[List[str], ...], Optional[str]]:
+def read_bundle(text: str) -> tuple[tuple[dict[str, Any], ...], tuple[list[str], ...], str | None]:
     """(files, activate, why unreadable) of one bundle text."""
     try:
         if text.split("\n", 1)[0].rstrip("\r") != BUNDLE_HEADER:
@@ -407,9 +408,9 @@ def read_bundle(text: str) -> Tuple[Tuple[Dict[str, Any], ...], Tuple[List[str],
 class BundleLookup:
     """Where a pinned bundle is in the stack: its content and object, or why it is not there."""
 
-    content: Optional[str] = None
+    content: str | None = None
     resource: Any = None
-    problem: Optional[str] = None
+    problem: str | None = None
 
 
 UNKNOWN_INPUT = object()
@@ -424,7 +425,7 @@ def safe_input(resource: Any, key: str) -> Any:
         return UNKNOWN_INPUT
 
 
-def bundle_objects(resources: Iterable[Any]) -> List[Any]:
+def bundle_objects(resources: Iterable[Any]) -> list[Any]:
     return [r for r in resources if r.resource_type in BUNDLE_OBJECT_TYPES]
 
 
@@ -457,19 +458,19 @@ class HostCloudConfig:
     (user-data's, with the bundle's files written after its own and the bundle's activation
     commands after its runcmd), or why it cannot be known."""
 
-    cfg: Optional[Dict[str, Any]]
+    cfg: dict[str, Any] | None
     source: str = "userData"
     """Where the files come from, for messages: userData, or userData and its bundle."""
     missing: bool = False
     """The server has no userData at all."""
-    not_judgeable: Optional[str] = None
+    not_judgeable: str | None = None
     """Why user-data or its bundle cannot be read (unknown at preview, not a cloud-config, bundle missing)."""
-    pin: Optional[BundlePin] = None
-    bundle_problem: Optional[str] = None
+    pin: BundlePin | None = None
+    bundle_problem: str | None = None
     """Why the pinned bundle (or the pin) cannot be used; also in ``not_judgeable``."""
-    _judged: Dict[Any, Tuple[Tuple[str, ...], Optional[str]]] = field(default_factory=dict, repr=False)
+    _judged: dict[Any, tuple[tuple[str, ...], str | None]] = field(default_factory=dict, repr=False)
 
-    def judge(self, judge: Callable[..., Sequence[str]], *params: Any) -> Tuple[Tuple[str, ...], Optional[str]]:
+    def judge(self, judge: Callable[..., Sequence[str]], *params: Any) -> tuple[tuple[str, ...], str | None]:
         """(findings, why not judgeable) of ``judge(cfg, *params)``, judged once per config."""
         key = (judge, params)
         if key not in self._judged:
@@ -484,7 +485,7 @@ class HostCloudConfig:
 
 
 @functools.lru_cache(maxsize=64)
-def _user_data_host(text: str) -> Tuple[HostCloudConfig, Optional[BundlePin]]:
+def _user_data_host(text: str) -> tuple[HostCloudConfig, BundlePin | None]:
     cfg, not_judgeable = _parsed(text)
     if cfg is None:
         return HostCloudConfig(None, not_judgeable=not_judgeable), None

@@ -11,7 +11,8 @@ endpoint, so the client can be told (preflight gathers them per stack in an
 from __future__ import annotations
 
 import json
-from typing import Any, List, Mapping, Tuple
+from collections.abc import Mapping
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from pulumi_policy import EnforcementLevel, ReportViolation, ResourceValidationArgs, Severity
@@ -40,7 +41,7 @@ def connection_is_encrypted(url: str, starttls: bool = False) -> bool:
     return False
 
 
-def insecure_connections(label_value: str) -> List[Tuple[str, str]]:
+def insecure_connections(label_value: str) -> list[tuple[str, str]]:
     """(name, url) of each plaintext connection in the label; unreadable JSON is one finding."""
     try:
         entries = json.loads(label_value)
@@ -93,7 +94,7 @@ SSO_LABEL = "odoo-hosting/sso"
 """JSON {"oauth": [names], "ldap": {"url", "starttls"} | null} on the Odoo container."""
 
 
-def sso_problems(label_value: str) -> List[str]:
+def sso_problems(label_value: str) -> list[str]:
     try:
         sso = json.loads(label_value)
     except ValueError:

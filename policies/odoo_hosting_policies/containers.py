@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import posixpath
 import re
-from typing import Any, List, Mapping, Optional
+from collections.abc import Mapping
+from typing import Any
 
 from pulumi_policy import ReportViolation, ResourceValidationArgs, Severity
 
@@ -48,7 +49,7 @@ def _labels(props: Mapping[str, Any]) -> dict:
     return out
 
 
-def _role(props: Mapping[str, Any], key: str) -> Optional[str]:
+def _role(props: Mapping[str, Any], key: str) -> str | None:
     value = _labels(props).get(key)
     return value.strip().lower() if isinstance(value, str) and value.strip() else None
 
@@ -60,7 +61,7 @@ def _is_socket_path(path: Any) -> bool:
     return norm in _SOCKET_DIRS or (norm.endswith(".sock") and ("docker" in norm or "containerd" in norm))
 
 
-def _host_paths(props: Mapping[str, Any]) -> List[str]:
+def _host_paths(props: Mapping[str, Any]) -> list[str]:
     paths = []
     for volume in as_list(get(props, "volumes")):
         if isinstance(volume, Mapping):
@@ -71,7 +72,7 @@ def _host_paths(props: Mapping[str, Any]) -> List[str]:
     return [p for p in paths if isinstance(p, str)]
 
 
-def _no_new_privileges(opts: List[Any]) -> bool:
+def _no_new_privileges(opts: list[Any]) -> bool:
     for opt in opts:
         text = str(opt).strip().lower().replace(" ", "")
         if text in ("no-new-privileges", "no-new-privileges:true", "no-new-privileges=true"):
@@ -79,7 +80,7 @@ def _no_new_privileges(opts: List[Any]) -> bool:
     return False
 
 
-def container_problems(props: Mapping[str, Any], role_key: str) -> List[str]:
+def container_problems(props: Mapping[str, Any], role_key: str) -> list[str]:
     problems = []
     if is_true(get(props, "privileged")):
         problems.append("privileged is true, which gives the container every capability and the host's "

@@ -8,8 +8,9 @@ stack policy that follows a VPN-only server to the firewalls it uses.
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterable, List, Mapping, Optional, Sequence, Set, Tuple
+from typing import Any
 
 from pulumi_policy import ReportViolation, ResourceValidationArgs, Severity, StackValidationArgs
 from pulumi_policy.proxy import UnknownValueError
@@ -40,15 +41,15 @@ _PORTLESS_OK = ("icmp",)
 class Allowance:
     """What may be opened to the internet."""
 
-    tcp: Tuple[int, ...]
-    udp: Tuple[int, ...]
+    tcp: tuple[int, ...]
+    udp: tuple[int, ...]
 
     def describe(self) -> str:
         parts = [f"tcp {p}" for p in self.tcp] + [f"udp {p}" for p in self.udp]
         return ", ".join(parts) if parts else "nothing"
 
 
-def _is_public_source(source: Any) -> Tuple[bool, Optional[str]]:
+def _is_public_source(source: Any) -> tuple[bool, str | None]:
     """(public?, problem). An address that cannot be parsed counts as public."""
     if not isinstance(source, str):
         return True, f"source {source!r} is not an address"
@@ -65,7 +66,7 @@ def _is_public_source(source: Any) -> Tuple[bool, Optional[str]]:
     return not internal, None
 
 
-def _port_range(port: Any) -> Optional[Tuple[int, int]]:
+def _port_range(port: Any) -> tuple[int, int] | None:
     """(low, high) of a rule's port; None when it cannot be read."""
     if isinstance(port, bool):
         return None
@@ -91,7 +92,7 @@ def _describe_ports(lo: int, hi: int) -> str:
     return f"port {lo}" if lo == hi else f"ports {lo}-{hi}"
 
 
-def _rule_problem(rule: Mapping[str, Any], allowance: Allowance) -> Optional[str]:
+def _rule_problem(rule: Mapping[str, Any], allowance: Allowance) -> str | None:
     protocol = str(get(rule, "protocol", "")).strip().lower()
     if protocol in _PORTLESS_OK:
         return None
@@ -103,16 +104,16 @@ def _rule_problem(rule: Mapping[str, Any], allowance: Allowance) -> Optional[str
     rng = _port_range(port)
     if rng is None:
         return f"has a {protocol} port '{port}' that cannot be read"
-    allowed: Set[int] = set(allowance.tcp if protocol == "tcp" else allowance.udp)
+    allowed: set[int] = set(allowance.tcp if protocol == "tcp" else allowance.udp)
     lo, hi = rng
     if hi - lo + 1 > len(allowed) or any(p not in allowed for p in range(lo, hi + 1)):
         return f"opens {protocol} {_describe_ports(lo, hi)} to the internet"
     return None
 
 
-def public_ingress_problems(rules: Any, allowance: Allowance) -> List[str]:
+def public_ingress_problems(rules: Any, allowance: Allowance) -> list[str]:
     """What is wrong with ``rules`` (a Firewall's ``rules`` input) for ``allowance``."""
-    problems: List[str] = []
+    problems: list[str] = []
     if rules is None:
         return problems
     if not isinstance(rules, Sequence) or isinstance(rules, str):
@@ -225,7 +226,7 @@ hcloud_server_firewall_attached = resource_policy(
 )
 
 
-def _firewalls_of(server: Any, resources: Iterable[Any]) -> List[Any]:
+def _firewalls_of(server: Any, resources: Iterable[Any]) -> list[Any]:
     """Firewalls that protect ``server``: through its firewallIds, a FirewallAttachment or applyTos."""
     found = {r.urn: r for r in server.property_dependencies.get("firewallIds", []) if r.resource_type == FIREWALL}
     for r in resources:

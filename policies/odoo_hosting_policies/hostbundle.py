@@ -18,8 +18,9 @@ object: no secret belongs in it).
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, List, Sequence, Tuple
+from typing import Any
 from urllib.parse import urlsplit
 
 from pulumi_policy import ReportViolation, Severity, StackValidationArgs
@@ -27,7 +28,13 @@ from pulumi_policy import ReportViolation, Severity, StackValidationArgs
 from ._meta import stack_policy
 from ._servicer import secret_inputs
 from .cloudconfig import (
-    BUNDLE_HEADER, BUNDLE_OBJECT_TYPES, HostCloudConfig, bundle_objects, find_bundle, host_cloud_config, safe_input,
+    BUNDLE_HEADER,
+    BUNDLE_OBJECT_TYPES,
+    HostCloudConfig,
+    bundle_objects,
+    find_bundle,
+    host_cloud_config,
+    safe_input,
 )
 
 SERVER = "hcloud:index/server:Server"
@@ -39,11 +46,11 @@ BUNDLE_FIX = ("store the bundle the program rendered with the host (components.h
               ".bundle) as the content of an aws.s3.BucketObjectv2 in this stack, at the key the pinned url names")
 
 
-def servers(args: StackValidationArgs) -> List[Any]:
+def servers(args: StackValidationArgs) -> list[Any]:
     return [r for r in args.resources if r.resource_type == SERVER]
 
 
-def _no_params(args: StackValidationArgs) -> Tuple[Any, ...]:
+def _no_params(args: StackValidationArgs) -> tuple[Any, ...]:
     return ()
 
 
@@ -61,7 +68,7 @@ class HostFileCheck:
     """Said after why the files cannot be read."""
     finding: str
     """A finding's message: ``{source}`` (userData, or userData with its bundle) and ``{finding}``."""
-    params: Callable[[StackValidationArgs], Tuple[Any, ...]] = _no_params
+    params: Callable[[StackValidationArgs], tuple[Any, ...]] = _no_params
     """The judge's further arguments, from the policy config."""
 
     def validate(self, args: StackValidationArgs, report_violation: ReportViolation) -> None:
@@ -101,7 +108,7 @@ def _fetched_from(url: str, bucket: Any, key: Any) -> bool:
     return parts.path == f"/{bucket}/{key}" or (parts.netloc.startswith(bucket + ".") and parts.path == "/" + key)
 
 
-def _secret_problems(obj: Any) -> List[str]:
+def _secret_problems(obj: Any) -> list[str]:
     if "content" in secret_inputs(obj):
         return ["its content is marked secret by the engine"]
     content = safe_input(obj, "content")

@@ -24,7 +24,7 @@ from __future__ import annotations
 import configparser
 import posixpath
 import re
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any
 
 from pulumi_policy import Severity, StackValidationArgs
 
@@ -78,7 +78,7 @@ _TIME_PART = re.compile(r"\s*(-?\d+(?:\.\d+)?)\s*([a-z]*)", re.IGNORECASE)
 _INTERP = re.compile(r"%\((\w+)\)s")
 
 
-def fail2ban_seconds(text: str) -> Optional[float]:
+def fail2ban_seconds(text: str) -> float | None:
     """fail2ban's time syntax ("600", "10m", "1h 30m", "1 hour", "-1"); None when unreadable."""
     text = text.strip()
     if not text:
@@ -102,8 +102,8 @@ def _is_f2b_path(path: str) -> bool:
     return path.startswith(F2B_DIR + "/")
 
 
-def _jail_file_order(files: Dict[str, str]) -> List[str]:
-    def in_dir(suffix: str) -> List[str]:
+def _jail_file_order(files: dict[str, str]) -> list[str]:
+    def in_dir(suffix: str) -> list[str]:
         return sorted(p for p in files if posixpath.dirname(p) == f"{F2B_DIR}/jail.d" and p.endswith(suffix))
     order = [f"{F2B_DIR}/jail.conf"] + in_dir(".conf") + [f"{F2B_DIR}/jail.local"] + in_dir(".local")
     return [p for p in order if p in files]
@@ -112,7 +112,7 @@ def _jail_file_order(files: Dict[str, str]) -> List[str]:
 class _Jails:
     """The merged jail configuration."""
 
-    def __init__(self, files: Dict[str, str]) -> None:
+    def __init__(self, files: dict[str, str]) -> None:
         self.files = files
         self.parser = configparser.RawConfigParser(strict=False, interpolation=None, default_section="DEFAULT")
         self.parser.optionxform = str  # type: ignore[assignment]
@@ -122,33 +122,33 @@ class _Jails:
             except configparser.Error as e:
                 raise NotJudgeable(f"{path} is not a valid fail2ban INI file ({e.__class__.__name__})") from None
 
-    def value(self, jail: str, key: str, depth: int = 0) -> Optional[str]:
+    def value(self, jail: str, key: str, depth: int = 0) -> str | None:
         if not self.parser.has_option(jail, key):
             return None
         raw = self.parser.get(jail, key)
         if depth > 10:
             return raw
 
-        def resolve(m: "re.Match[str]") -> str:
+        def resolve(m: re.Match[str]) -> str:
             inner = self.value(jail, m.group(1), depth + 1)
             return inner if inner is not None else m.group(0)
 
         return _INTERP.sub(resolve, raw)
 
-    def enabled_jails(self) -> List[str]:
+    def enabled_jails(self) -> list[str]:
         return [s for s in self.parser.sections() if _truthy(self.value(s, "enabled"))]
 
 
-def _truthy(value: Optional[str]) -> bool:
+def _truthy(value: str | None) -> bool:
     return isinstance(value, str) and value.strip().lower() in ("true", "yes", "1", "on")
 
 
-def fail2ban_files(cfg: Dict[str, Any]) -> Dict[str, str]:
+def fail2ban_files(cfg: dict[str, Any]) -> dict[str, str]:
     base = {f"{F2B_DIR}/jail.conf": DEBIAN_JAIL_CONF, f"{F2B_DIR}/jail.d/defaults-debian.conf": DEBIAN_JAIL_DEFAULTS}
     return written_files(cfg, _is_f2b_path, base)
 
 
-def _actionban(files: Dict[str, str], name: str, options: Dict[str, str]) -> str:
+def _actionban(files: dict[str, str], name: str, options: dict[str, str]) -> str:
     """The ban command of action ``name`` (tags resolved), "" when the cloud-config does not define it."""
     parser = configparser.RawConfigParser(strict=False, interpolation=None)
     parser.optionxform = str  # type: ignore[assignment]
@@ -167,7 +167,7 @@ def _actionban(files: Dict[str, str], name: str, options: Dict[str, str]) -> str
     return command
 
 
-def _reports_bans(files: Dict[str, str], action: str) -> bool:
+def _reports_bans(files: dict[str, str], action: str) -> bool:
     """Whether one of the actions in a jail's action list runs the incident notifier on a ban."""
     for m in _ACTION_ENTRY.finditer(action):
         options = {o.group(1): next(v for v in o.group(2, 3, 4) if v is not None).strip()
@@ -177,7 +177,7 @@ def _reports_bans(files: Dict[str, str], action: str) -> bool:
     return False
 
 
-def _jail_findings(jails: _Jails, jail: str, max_retry: int, min_find: int, min_ban: int) -> List[str]:
+def _jail_findings(jails: _Jails, jail: str, max_retry: int, min_find: int, min_ban: int) -> list[str]:
     findings = []
     retry = jails.value(jail, "maxretry")
     try:
@@ -207,10 +207,10 @@ def _jail_findings(jails: _Jails, jail: str, max_retry: int, min_find: int, min_
     return findings
 
 
-def fail2ban_findings(cfg: Dict[str, Any], max_retry: int = DEFAULT_MAX_RETRY,
-                      min_find: int = DEFAULT_MIN_FIND_TIME, min_ban: int = DEFAULT_MIN_BAN_TIME) -> List[str]:
+def fail2ban_findings(cfg: dict[str, Any], max_retry: int = DEFAULT_MAX_RETRY,
+                      min_find: int = DEFAULT_MIN_FIND_TIME, min_ban: int = DEFAULT_MIN_BAN_TIME) -> list[str]:
     """ACC-04/INC-01 findings for one (effective) cloud-config; :class:`NotJudgeable` when unreadable."""
-    findings: List[str] = []
+    findings: list[str] = []
     if "fail2ban" not in packages_of(cfg):
         findings.append("fail2ban is not in packages; add it to the cloud-config's packages")
     jails = _Jails(fail2ban_files(cfg))
@@ -241,7 +241,7 @@ _F2B_CONFIG = {
 }
 
 
-def _fail2ban_limits(args: StackValidationArgs) -> Tuple[int, int, int]:
+def _fail2ban_limits(args: StackValidationArgs) -> tuple[int, int, int]:
     return (config_int(args, "fail2banMaxRetry", DEFAULT_MAX_RETRY, minimum=1),
             config_int(args, "fail2banMinFindTimeSeconds", DEFAULT_MIN_FIND_TIME, minimum=1),
             config_int(args, "fail2banMinBanTimeSeconds", DEFAULT_MIN_BAN_TIME, minimum=1))
@@ -307,8 +307,8 @@ class AptConfig:
     """Scalars and lists of the merged APT configuration (keys lower-cased, as APT compares them)."""
 
     def __init__(self) -> None:
-        self.scalars: Dict[str, str] = {}
-        self.lists: Dict[str, List[str]] = {}
+        self.scalars: dict[str, str] = {}
+        self.lists: dict[str, list[str]] = {}
 
     def read(self, text: str, source: str) -> None:
         text = re.sub(r"/\*.*?\*/", "", text, flags=re.DOTALL)
@@ -319,7 +319,7 @@ class AptConfig:
                 continue
             lines.append(re.sub(r'\s//[^"]*$', "", line))
         tokens = [m for m in _APT_TOKEN.finditer("\n".join(lines))]
-        scope: List[str] = []
+        scope: list[str] = []
         i = 0
 
         def fail() -> None:
@@ -379,7 +379,7 @@ class AptConfig:
             fail()
 
 
-def apt_config(cfg: Dict[str, Any]) -> AptConfig:
+def apt_config(cfg: dict[str, Any]) -> AptConfig:
     files = written_files(cfg, _is_apt_path, {f"{APT_CONF_DIR}/50unattended-upgrades": DEBIAN_UNATTENDED_UPGRADES})
     order = sorted(p for p in files if p != APT_MAIN) + ([APT_MAIN] if APT_MAIN in files else [])
     merged = AptConfig()
@@ -388,13 +388,13 @@ def apt_config(cfg: Dict[str, Any]) -> AptConfig:
     return merged
 
 
-def _apt_true(value: Optional[str]) -> bool:
+def _apt_true(value: str | None) -> bool:
     return isinstance(value, str) and value.strip().lower() in ("true", "yes", "1", "on")
 
 
-def unattended_upgrades_findings(cfg: Dict[str, Any]) -> List[str]:
+def unattended_upgrades_findings(cfg: dict[str, Any]) -> list[str]:
     """SWU-01 findings for one (effective) cloud-config; :class:`NotJudgeable` when unreadable."""
-    findings: List[str] = []
+    findings: list[str] = []
     if "unattended-upgrades" not in packages_of(cfg):
         findings.append("unattended-upgrades is not in packages; add it to the cloud-config's packages")
     apt = apt_config(cfg)

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any, List, Mapping, Optional, Tuple
+from collections.abc import Mapping
+from typing import Any
 
 from pulumi_policy import ReportViolation, ResourceValidationArgs, Severity
 
@@ -56,7 +57,7 @@ def parse_document(value: Any) -> Mapping[str, Any]:
     return value
 
 
-def statements(document: Mapping[str, Any]) -> List[Mapping[str, Any]]:
+def statements(document: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     raw = document.get("Statement", [])
     items = [raw] if isinstance(raw, dict) else list(raw) if isinstance(raw, list) else None
     if items is None or not all(isinstance(s, dict) for s in items):
@@ -64,7 +65,7 @@ def statements(document: Mapping[str, Any]) -> List[Mapping[str, Any]]:
     return items
 
 
-def strings(value: Any) -> List[str]:
+def strings(value: Any) -> list[str]:
     """``Action``/``Resource``/... as a list of strings (a single string counts as a list of one)."""
     return [str(v) for v in ([value] if isinstance(value, str) else value or [])] if value is not None else []
 
@@ -98,9 +99,9 @@ def _wide_resource(resource: str) -> bool:
     return True
 
 
-def permission_problems(document: Mapping[str, Any]) -> List[str]:
+def permission_problems(document: Mapping[str, Any]) -> list[str]:
     """What makes an identity policy wider than one client's bucket."""
-    problems: List[str] = []
+    problems: list[str] = []
     for i, st in enumerate(statements(document)):
         if not is_allow(st):
             continue
@@ -130,7 +131,7 @@ def _any_principal(principal: Any) -> bool:
     return False
 
 
-def trust_problems(document: Mapping[str, Any]) -> List[str]:
+def trust_problems(document: Mapping[str, Any]) -> list[str]:
     """A role trust policy that lets anyone assume the role."""
     return [f"{_label(st, i)} of assumeRolePolicy lets any principal ('*') assume the role; name the "
             "principal that may assume it"
@@ -138,13 +139,13 @@ def trust_problems(document: Mapping[str, Any]) -> List[str]:
             if is_allow(st) and _any_principal(st.get("Principal")) and not st.get("Condition")]
 
 
-def _documents(args: ResourceValidationArgs) -> List[Tuple[str, Any, bool]]:
+def _documents(args: ResourceValidationArgs) -> list[tuple[str, Any, bool]]:
     """(where, document, is trust policy) of the resource."""
     if args.resource_type in POLICY_TYPES:
         return [("policy", get(args.props, "policy"), False)]
     if args.resource_type != ROLE:
         return []
-    docs: List[Tuple[str, Any, bool]] = [("assumeRolePolicy", get(args.props, "assumeRolePolicy"), True)]
+    docs: list[tuple[str, Any, bool]] = [("assumeRolePolicy", get(args.props, "assumeRolePolicy"), True)]
     for i, inline in enumerate(as_list(get(args.props, "inlinePolicies"))):
         if isinstance(inline, Mapping):
             name = get(inline, "name")
@@ -182,7 +183,7 @@ iam_policy_least_privilege = resource_policy(
 )
 
 
-def document_or_none(raw: Any) -> Optional[Mapping[str, Any]]:
+def document_or_none(raw: Any) -> Mapping[str, Any] | None:
     """The parsed document, or None when it cannot be read."""
     try:
         return parse_document(raw)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, FrozenSet, Mapping, Optional, Sequence, Tuple
+from typing import Any
 
 from pulumi_policy import ReportViolation, ResourceValidationArgs, Severity, StackValidationArgs
 from pulumi_policy.proxy import UnknownValueError
@@ -62,7 +63,7 @@ hcloud_client_label = resource_policy(
 
 # Every pulumi-aws resource type that takes `tags`, generated from pulumi-aws
 # (tests/policy/test_aws_tagging.py checks it against the installed SDK).
-AWS_TAGGED_TYPES: FrozenSet[str] = frozenset(
+AWS_TAGGED_TYPES: frozenset[str] = frozenset(
     line.strip() for line in (Path(__file__).with_name("aws_tagged_types.txt")).read_text().splitlines()
     if line.strip() and not line.startswith("#"))
 
@@ -129,7 +130,7 @@ def _bag_value(bag: Any, key: str) -> Any:
     return None
 
 
-def _client_of(resource: Any, key: str) -> Optional[str]:
+def _client_of(resource: Any, key: str) -> str | None:
     for name in _LABEL_INPUTS:
         try:
             value = _bag_value(get(resource.props, name), key)
@@ -143,7 +144,7 @@ def _client_of(resource: Any, key: str) -> Optional[str]:
 
 def _validate_single_client(args: StackValidationArgs, report_violation: ReportViolation) -> None:
     key = config_string(args, "clientLabelKey", DEFAULT_CLIENT_LABEL, _LABEL_KEY)
-    first: Optional[Tuple[str, Any]] = None
+    first: tuple[str, Any] | None = None
     for resource in args.resources:
         client = _client_of(resource, key)
         if client is None:

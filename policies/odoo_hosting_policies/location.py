@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Any, List, Optional
+from typing import Any
 
 from pulumi_policy import ReportViolation, ResourceValidationArgs, Severity
 
@@ -112,7 +112,7 @@ hcloud_eu_location = resource_policy(
 )
 
 
-def _region_problem(region: Any, prefixes: List[str]) -> Optional[str]:
+def _region_problem(region: Any, prefixes: list[str]) -> str | None:
     if not isinstance(region, str) or not region.strip().lower().startswith(tuple(prefixes)):
         return f"region '{region}' is not an EU region (allowed prefixes: {', '.join(prefixes)})"
     return None

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import configparser
 import re
-from typing import Any, List, Mapping, Optional
+from collections.abc import Mapping
+from typing import Any
 
 from pulumi_policy import ReportViolation, ResourceValidationArgs, Severity
 
@@ -33,7 +34,7 @@ _FALSE = ("false", "0", "no", "off")
 _TRUE = ("true", "1", "yes", "on")
 
 
-def _options(text: str) -> Optional[Mapping[str, str]]:
+def _options(text: str) -> Mapping[str, str] | None:
     parser = configparser.ConfigParser(interpolation=None, strict=False)
     try:
         parser.read_string(text)
@@ -44,7 +45,7 @@ def _options(text: str) -> Optional[Mapping[str, str]]:
     return dict(parser.items("options"))
 
 
-def odoo_conf_problems(text: str, secrets_file_mounted: bool) -> List[str]:
+def odoo_conf_problems(text: str, secrets_file_mounted: bool) -> list[str]:
     options = _options(text)
     if options is None:
         return ["odoo.conf cannot be read as an INI file with an [options] section"]
@@ -73,7 +74,7 @@ def odoo_conf_problems(text: str, secrets_file_mounted: bool) -> List[str]:
     return problems
 
 
-def _mount_targets(props: Mapping[str, Any]) -> List[str]:
+def _mount_targets(props: Mapping[str, Any]) -> list[str]:
     targets = []
     for mount in as_list(get(props, "mounts")):
         if isinstance(mount, Mapping):

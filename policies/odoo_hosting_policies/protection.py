@@ -9,7 +9,7 @@ additional_secret_outputs and parent, so they cannot be checked here.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from pulumi_policy import ReportViolation, ResourceValidationArgs, Severity
 

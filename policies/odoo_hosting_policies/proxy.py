@@ -18,8 +18,9 @@ preview and judged here:
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, List, Mapping, Optional, Tuple
+from typing import Any
 
 from pulumi_policy import ReportViolation, ResourceValidationArgs, Severity
 
@@ -37,8 +38,8 @@ _MAX_AGE = re.compile(r"max-age=(\d+)", re.IGNORECASE)
 class Block:
     """One Caddyfile line of tokens and, if it opened a block, its children."""
 
-    tokens: List[str]
-    children: List["Block"] = field(default_factory=list)
+    tokens: list[str]
+    children: list[Block] = field(default_factory=list)
     has_block: bool = False
 
 
@@ -46,7 +47,7 @@ class CaddyfileError(ValueError):
     pass
 
 
-def _tokenize_line(line: str) -> List[str]:
+def _tokenize_line(line: str) -> list[str]:
     tokens, i, n = [], 0, len(line)
     while i < n:
         c = line[i]
@@ -71,10 +72,10 @@ def _tokenize_line(line: str) -> List[str]:
     return tokens
 
 
-def parse_caddyfile(text: str) -> List[Block]:
+def parse_caddyfile(text: str) -> list[Block]:
     """Blocks of a Caddyfile (top level). Heredocs and env placeholders are not expanded."""
-    root: List[Block] = []
-    stack: List[List[Block]] = [root]
+    root: list[Block] = []
+    stack: list[list[Block]] = [root]
     for raw in text.splitlines():
         tokens = _tokenize_line(raw)
         if not tokens:
@@ -96,7 +97,7 @@ def parse_caddyfile(text: str) -> List[Block]:
     return root
 
 
-def _walk(blocks: List[Block]):
+def _walk(blocks: list[Block]):
     for b in blocks:
         yield b
         yield from _walk(b.children)
@@ -112,11 +113,11 @@ def _is_http_address(address: str, http_port: int) -> bool:
     return port == str(http_port)
 
 
-def _hsts_max_age(site: Block) -> Optional[int]:
-    best: Optional[int] = None
+def _hsts_max_age(site: Block) -> int | None:
+    best: int | None = None
     for b in _walk(site.children):
         if b.tokens and b.tokens[0] == "header":
-            pairs: List[Tuple[str, str]] = []
+            pairs: list[tuple[str, str]] = []
             if len(b.tokens) >= 3:
                 name, value = b.tokens[-2], b.tokens[-1]
                 if b.tokens[1].startswith(("@", "/", "*")) and len(b.tokens) >= 4:
@@ -133,14 +134,14 @@ def _hsts_max_age(site: Block) -> Optional[int]:
     return best
 
 
-def caddyfile_problems(text: str, min_hsts: int = DEFAULT_MIN_HSTS) -> List[str]:
+def caddyfile_problems(text: str, min_hsts: int = DEFAULT_MIN_HSTS) -> list[str]:
     try:
         blocks = parse_caddyfile(text)
     except CaddyfileError as e:
         return [f"the Caddyfile cannot be parsed ({e}), so HTTPS-only cannot be checked"]
-    problems: List[str] = []
+    problems: list[str] = []
     http_port = 80
-    auto_https: Optional[str] = None
+    auto_https: str | None = None
     sites = blocks
     if blocks and not blocks[0].tokens and blocks[0].has_block:
         options, sites = blocks[0], blocks[1:]
@@ -205,7 +206,7 @@ def _labels(props: Mapping[str, Any]) -> dict:
     return out
 
 
-def env_value(props: Mapping[str, Any], name: str) -> Optional[str]:
+def env_value(props: Mapping[str, Any], name: str) -> str | None:
     for item in as_list(get(props, "envs")):
         if isinstance(item, str) and item.startswith(name + "="):
             return item[len(name) + 1:]

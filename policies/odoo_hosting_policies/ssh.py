@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from pulumi_policy import ReportViolation, ResourceValidationArgs, Severity
 from pulumi_policy.proxy import UnknownValueError

@@ -19,8 +19,8 @@ import fnmatch
 import posixpath
 import re
 import shlex
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Dict, List, Mapping, Optional, Tuple
 
 SSHD_CONFIG = "/etc/ssh/sshd_config"
 SSHD_CONFIG_DIR = "/etc/ssh/sshd_config.d"
@@ -67,18 +67,18 @@ class Directive:
     keyword: str  # canonical, lower case
     value: str  # arguments joined by one space, as written
     source: str  # file it came from
-    match: Optional[str]  # the Match criteria it is under, None when global
+    match: str | None  # the Match criteria it is under, None when global
 
 
 @dataclass
 class EffectiveSshd:
     """Global values (first wins) and every directive found inside Match blocks."""
 
-    values: Dict[str, Directive] = field(default_factory=dict)
-    match_directives: List[Directive] = field(default_factory=list)
-    problems: List[str] = field(default_factory=list)
+    values: dict[str, Directive] = field(default_factory=dict)
+    match_directives: list[Directive] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
 
-    def get(self, keyword: str) -> Optional[str]:
+    def get(self, keyword: str) -> str | None:
         d = self.values.get(canonical_keyword(keyword))
         if d is not None:
             return d.value
@@ -92,7 +92,7 @@ class EffectiveSshd:
 _LINE_RE = re.compile(r"^\s*([A-Za-z0-9]+)(?:\s*=\s*|\s+|$)(.*)$")
 
 
-def _split_line(line: str) -> Optional[Tuple[str, List[str]]]:
+def _split_line(line: str) -> tuple[str, list[str]] | None:
     """Keyword and arguments of one line, like sshd's strdelim/argv_split."""
     stripped = line.strip()
     if not stripped or stripped.startswith("#"):
@@ -111,7 +111,7 @@ def _split_line(line: str) -> Optional[Tuple[str, List[str]]]:
     return head, args
 
 
-def _glob_files(pattern: str, files: Mapping[str, str]) -> List[str]:
+def _glob_files(pattern: str, files: Mapping[str, str]) -> list[str]:
     if not pattern.startswith("/"):
         pattern = posixpath.join("/etc/ssh", pattern)
     pattern = posixpath.normpath(pattern)
@@ -140,7 +140,7 @@ def effective_sshd(files: Mapping[str, str], main: str = SSHD_CONFIG) -> Effecti
 
     result = EffectiveSshd()
 
-    def read(path: str, match: Optional[str], depth: int) -> None:
+    def read(path: str, match: str | None, depth: int) -> None:
         if depth > _MAX_INCLUDE_DEPTH:
             result.problems.append(f"Include nesting deeper than {_MAX_INCLUDE_DEPTH} in {path}")
             return
@@ -233,7 +233,7 @@ def is_weak_algorithm(name: str) -> bool:
     return n in _WEAK_EXACT or n.startswith(_WEAK_PREFIXES) or any(s in n for s in _WEAK_SUBSTRINGS)
 
 
-def weak_algorithms(value: str) -> List[str]:
+def weak_algorithms(value: str) -> list[str]:
     """Weak names that ``value`` adds; a "-" list only removes, so it is never weak."""
     v = value.strip()
     if v.startswith("-"):
@@ -250,7 +250,7 @@ def _methods_require_key(value: str) -> bool:
     return all("publickey" in [m.split(":", 1)[0].lower() for m in alt.split(",")] for alt in alternatives)
 
 
-def _loosening(keyword: str, value: str) -> Optional[str]:
+def _loosening(keyword: str, value: str) -> str | None:
     v = value.strip().lower()
     if keyword == "passwordauthentication" and v != "no":
         return "PasswordAuthentication must be no"
@@ -277,9 +277,9 @@ _REQUIRED = ("passwordauthentication", "kbdinteractiveauthentication", "permitro
              "authenticationmethods", "maxauthtries")
 
 
-def judge(effective: EffectiveSshd) -> List[str]:
+def judge(effective: EffectiveSshd) -> list[str]:
     """Findings against ACC-01; an empty list means key-only SSH."""
-    findings: List[str] = list(effective.problems)
+    findings: list[str] = list(effective.problems)
     for keyword in _REQUIRED + ALGORITHM_KEYWORDS:
         value = effective.get(keyword)
         if value is None:
@@ -297,5 +297,5 @@ def judge(effective: EffectiveSshd) -> List[str]:
     return findings
 
 
-def judge_files(files: Mapping[str, str]) -> List[str]:
+def judge_files(files: Mapping[str, str]) -> list[str]:
     return judge(effective_sshd(files))

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from typing import Any, List, Optional, Tuple
+from typing import Any
 
 from pulumi_policy import ReportViolation, ResourceValidationArgs, Severity, StackValidationArgs
 from pulumi_policy.proxy import UnknownValueError
@@ -45,7 +45,7 @@ class UnreadablePolicy(Exception):
 @dataclass(frozen=True)
 class Rule:
     path: str
-    capabilities: Tuple[str, ...]
+    capabilities: tuple[str, ...]
 
 
 _COMMENTS = re.compile(r'"(?:\\.|[^"\\])*"|/\*.*?\*/|#[^\n]*|//[^\n]*', re.DOTALL)
@@ -82,8 +82,8 @@ def _block_end(text: str, start: int) -> int:
     raise UnreadablePolicy("a path block is not closed")
 
 
-def _caps_of(body: str) -> Tuple[str, ...]:
-    caps: List[str] = []
+def _caps_of(body: str) -> tuple[str, ...]:
+    caps: list[str] = []
     for m in _CAPS.finditer(body):
         caps += [c.strip().strip('"').strip().lower() for c in m.group(1).split(",") if c.strip()]
     for m in _LEGACY.finditer(body):
@@ -91,7 +91,7 @@ def _caps_of(body: str) -> Tuple[str, ...]:
     return tuple(caps)
 
 
-def _parse_json(text: str) -> List[Rule]:
+def _parse_json(text: str) -> list[Rule]:
     try:
         data = json.loads(text)
     except ValueError:
@@ -116,7 +116,7 @@ def _parse_json(text: str) -> List[Rule]:
     return rules
 
 
-def parse_policy(text: str) -> List[Rule]:
+def parse_policy(text: str) -> list[Rule]:
     if not isinstance(text, str):
         raise UnreadablePolicy("the policy is not a string")
     if text.lstrip().startswith("{"):
@@ -138,11 +138,11 @@ def parse_policy(text: str) -> List[Rule]:
     return rules
 
 
-def is_break_glass(name: Optional[str]) -> bool:
+def is_break_glass(name: str | None) -> bool:
     return isinstance(name, str) and bool(_BREAK_GLASS.search(name))
 
 
-def _glob_problem(path: str, min_depth: int) -> Optional[str]:
+def _glob_problem(path: str, min_depth: int) -> str | None:
     segments = path.strip().lstrip("/").split("/")
     for i, seg in enumerate(segments):
         last = i == len(segments) - 1
@@ -159,7 +159,7 @@ def _glob_problem(path: str, min_depth: int) -> Optional[str]:
     return None
 
 
-def rule_problems(rules: List[Rule], policy_name: Optional[str], min_depth: int) -> List[str]:
+def rule_problems(rules: list[Rule], policy_name: str | None, min_depth: int) -> list[str]:
     problems = []
     break_glass = is_break_glass(policy_name)
     for rule in rules:
@@ -264,7 +264,7 @@ def _grants_seal(resource: Any) -> bool:
         rules = parse_policy(get(resource.props, "policy", ""))
     except (UnknownValueError, UnreadablePolicy):
         return False
-    return any(r.path.strip().lstrip("/") == SEAL_PATH and SEAL_CAPABILITIES <= set(r.capabilities) for r in rules)
+    return any(r.path.strip().lstrip("/") == SEAL_PATH and set(r.capabilities) >= SEAL_CAPABILITIES for r in rules)
 
 
 def _validate_vault_emergency(args: StackValidationArgs, report_violation: ReportViolation) -> None:

@@ -11,7 +11,10 @@ import yaml
 from components.app.secrets import APP_SECRETS_DIR
 from components.hostconfig import render_host
 from components.hostconfig.docker import (
-    APP_SECRETS_SCRIPT_PATH, APP_SECRETS_UNIT_NAME, DOCKER_DAEMON_CONFIG_PATH, render_app_secrets_script,
+    APP_SECRETS_SCRIPT_PATH,
+    APP_SECRETS_UNIT_NAME,
+    DOCKER_DAEMON_CONFIG_PATH,
+    render_app_secrets_script,
     render_app_secrets_unit,
 )
 from components.hostconfig.paths import DATA_VOLUME_UNIT_NAME

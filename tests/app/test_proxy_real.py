@@ -65,7 +65,7 @@ def _wait(predicate, timeout: float, what: str, interval: float = 0.05):
 
 def _listener_ca(directory: Path) -> tuple[Path, Path, Path]:
     """A throwaway CA and a 127.0.0.1/localhost certificate for Pebble's own HTTPS listener."""
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test pebble listener CA")])
     ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
@@ -263,7 +263,7 @@ def test_http_is_a_permanent_redirect_to_https(proxy):
     assert response.getheader("Location") == f"https://{DOMAIN}:{proxy.https_port}/web/login?db=x"
 
 
-def _handshake(proxy, version: "ssl.TLSVersion") -> str:
+def _handshake(proxy, version: ssl.TLSVersion) -> str:
     """The protocol negotiated when the client offers only ``version``, or the error text."""
     import warnings
 
@@ -352,7 +352,7 @@ def _origin_certificate(directory: Path, address: str) -> tuple[Path, Path, Path
     """A CA and an origin certificate shaped like the pulumi-tls ones (ECDSA P-256, IP SAN)."""
     import ipaddress
 
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test internal CA")])
     ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())

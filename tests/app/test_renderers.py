@@ -5,7 +5,6 @@ from __future__ import annotations
 import configparser
 
 import pytest
-from passlib.hash import pbkdf2_sha512
 
 from components.app.caddyfile import HSTS_MAX_AGE, ProxySite, internal_name, proxy_site, render_caddyfile
 from components.app.images import CADDY_IMAGE, DIGEST_RE, ODOO_IMAGES, POSTGRES_IMAGE

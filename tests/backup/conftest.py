@@ -20,7 +20,6 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
 
 import pytest
 
@@ -166,7 +165,7 @@ class Postgres:
         self.data = root / "data"
         self.socket_dir = root / "socket"
         self.port = free_port()
-        self.user: Optional[str] = None
+        self.user: str | None = None
         if os.geteuid() == 0:
             self.user = "postgres"
             pwd.getpwnam(self.user)
@@ -218,7 +217,7 @@ def postgres(tmp_path_factory):
 class CutProxy:
     """A TCP proxy in front of S3 that can fail mid-transfer, like an S3 outage."""
 
-    def __init__(self, target_port: int, cut_after_bytes: Optional[int] = None) -> None:
+    def __init__(self, target_port: int, cut_after_bytes: int | None = None) -> None:
         self.target_port = target_port
         self.cut_after_bytes = cut_after_bytes
         self.forwarded = 0

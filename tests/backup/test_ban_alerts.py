@@ -21,7 +21,10 @@ from pathlib import Path
 import pytest
 
 from components.hostconfig import (
-    BAN_ALERT_THRESHOLD, BAN_ALERT_WINDOW_SECONDS, FAIL2BAN_ALERT_ACTION_PATH, NOTIFY_SCRIPT_PATH,
+    BAN_ALERT_THRESHOLD,
+    BAN_ALERT_WINDOW_SECONDS,
+    FAIL2BAN_ALERT_ACTION_PATH,
+    NOTIFY_SCRIPT_PATH,
 )
 from tests.system.helpers import staged, wait_for
 

@@ -22,7 +22,11 @@ from pathlib import Path
 import pytest
 
 from components.hostconfig.backup import (
-    BACKUP_ENV_PATH, BACKUP_SCRIPT_PATH, NOTIFY_SCRIPT_PATH, RESTORE_SCRIPT_PATH, backup_environment,
+    BACKUP_ENV_PATH,
+    BACKUP_SCRIPT_PATH,
+    NOTIFY_SCRIPT_PATH,
+    RESTORE_SCRIPT_PATH,
+    backup_environment,
 )
 from tests.conftest import example_settings, require_tool
 from tests.system.helpers import staged

@@ -13,8 +13,9 @@ import copy
 import functools
 import hashlib
 import sys
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 POLICIES_DIR = ROOT / "policies"
@@ -59,7 +60,7 @@ KexAlgorithms sntrup761x25519-sha512@openssh.com,curve25519-sha256,curve25519-sh
 
 
 def cloud_config(drop_in: str = HARDENING_DROP_IN, *, path: str = "/etc/ssh/sshd_config.d/10-hardening.conf",
-                 ssh_pwauth: Optional[str] = "false", extra_files: str = "", extra: str = "") -> str:
+                 ssh_pwauth: str | None = "false", extra_files: str = "", extra: str = "") -> str:
     """A realistic key-only cloud-config; arguments change one thing."""
     indented = "".join(f"      {line}\n" for line in drop_in.splitlines())
     pw = f"ssh_pwauth: {ssh_pwauth}\n" if ssh_pwauth is not None else ""
@@ -90,7 +91,7 @@ def cloud_config(drop_in: str = HARDENING_DROP_IN, *, path: str = "/etc/ssh/sshd
     )
 
 
-def good_server() -> Dict[str, Any]:
+def good_server() -> dict[str, Any]:
     return {
         "name": "acme-odoo",
         "serverType": "cx33",
@@ -106,7 +107,7 @@ def good_server() -> Dict[str, Any]:
     }
 
 
-def good_firewall() -> Dict[str, Any]:
+def good_firewall() -> dict[str, Any]:
     world = ["0.0.0.0/0", "::/0"]
     return {
         "name": "acme-firewall",
@@ -121,7 +122,7 @@ def good_firewall() -> Dict[str, Any]:
     }
 
 
-def good_volume() -> Dict[str, Any]:
+def good_volume() -> dict[str, Any]:
     return {
         "name": "acme-data",
         "size": 40,
@@ -138,15 +139,15 @@ def opts(protect: bool = False) -> PolicyResourceOptions:
         custom_timeouts=PolicyCustomTimeouts(0, 0, 0), additional_secret_outputs=[], parent=None)
 
 
-def provider(region: Optional[str], name: str = "eu-provider") -> PolicyProviderResource:
+def provider(region: str | None, name: str = "eu-provider") -> PolicyProviderResource:
     props = {"region": region} if region is not None else {}
     return PolicyProviderResource(AWS_PROVIDER, unknown_checking_proxy(copy.deepcopy(props)),
                                   f"urn:pulumi:dev::odoo-hosting::{AWS_PROVIDER}::{name}", name)
 
 
 def run_policy(policy: Any, resource_type: str, props: Mapping[str, Any], *, name: str = "res",
-               protect: bool = False, provider_resource: Optional[PolicyProviderResource] = None,
-               config: Optional[Mapping[str, Any]] = None, stack: Optional[List[PolicyResource]] = None) -> List[str]:
+               protect: bool = False, provider_resource: PolicyProviderResource | None = None,
+               config: Mapping[str, Any] | None = None, stack: list[PolicyResource] | None = None) -> list[str]:
     """The violation messages ``policy`` reports for one resource ([] when the policy answers
     "not applicable" for its type; :func:`not_applicable_reason` tells that apart). A stack policy
     judges a stack of that resource and the ``stack`` resources."""
@@ -160,9 +161,9 @@ def run_policy(policy: Any, resource_type: str, props: Mapping[str, Any], *, nam
 
 
 def _validate_resource(policy: Any, resource_type: str, props: Mapping[str, Any], *, name: str = "res",
-                       protect: bool = False, provider_resource: Optional[PolicyProviderResource] = None,
-                       config: Optional[Mapping[str, Any]] = None) -> List[str]:
-    violations: List[str] = []
+                       protect: bool = False, provider_resource: PolicyProviderResource | None = None,
+                       config: Mapping[str, Any] | None = None) -> list[str]:
+    violations: list[str] = []
     args = ResourceValidationArgs(
         resource_type, unknown_checking_proxy(copy.deepcopy(dict(props))),
         f"urn:pulumi:dev::odoo-hosting::{resource_type}::{name}", name,
@@ -171,8 +172,8 @@ def _validate_resource(policy: Any, resource_type: str, props: Mapping[str, Any]
     return violations
 
 
-def not_applicable_reason(policy: Any, resource_type: str, props: Optional[Mapping[str, Any]] = None,
-                          **kwargs: Any) -> Optional[str]:
+def not_applicable_reason(policy: Any, resource_type: str, props: Mapping[str, Any] | None = None,
+                          **kwargs: Any) -> str | None:
     """The reason ``policy`` gives when it calls ``args.not_applicable(...)`` for ``resource_type``
     (the SDK's PolicyNotApplicable entry), or None when it judges the resource (violations or not).
     A judged resource may raise anything else (e.g. UnknownValueError); that propagates."""
@@ -184,30 +185,30 @@ def not_applicable_reason(policy: Any, resource_type: str, props: Optional[Mappi
 
 
 def stack_resource(resource_type: str, props: Mapping[str, Any], name: str, *,
-                   dependencies: Optional[List[PolicyResource]] = None,
-                   property_dependencies: Optional[Dict[str, List[PolicyResource]]] = None) -> PolicyResource:
+                   dependencies: list[PolicyResource] | None = None,
+                   property_dependencies: dict[str, list[PolicyResource]] | None = None) -> PolicyResource:
     return PolicyResource(
         resource_type, unknown_checking_proxy(copy.deepcopy(dict(props))),
         f"urn:pulumi:dev::odoo-hosting::{resource_type}::{name}", name, opts(), None, None,
         list(dependencies or []), dict(property_dependencies or {}))
 
 
-def stack_violations(policy: Any, resources: List[PolicyResource],
-                     config: Optional[Mapping[str, Any]] = None) -> List[Tuple[str, Optional[str]]]:
+def stack_violations(policy: Any, resources: list[PolicyResource],
+                     config: Mapping[str, Any] | None = None) -> list[tuple[str, str | None]]:
     """(message, URN) of each violation a stack policy reports; "not applicable" raises
     ``_NotApplicableError`` (see :func:`stack_not_applicable_reason`)."""
-    violations: List[Tuple[str, Optional[str]]] = []
+    violations: list[tuple[str, str | None]] = []
     policy.validate(StackValidationArgs(resources, config),
                     lambda message, urn=None: violations.append((message, urn)))
     return violations
 
 
-def run_stack_policy(policy: Any, resources: List[PolicyResource],
-                     config: Optional[Mapping[str, Any]] = None) -> List[str]:
+def run_stack_policy(policy: Any, resources: list[PolicyResource],
+                     config: Mapping[str, Any] | None = None) -> list[str]:
     return [message for message, _urn in stack_violations(policy, resources, config)]
 
 
-def stack_not_applicable_reason(policy: Any, resources: List[PolicyResource]) -> Optional[str]:
+def stack_not_applicable_reason(policy: Any, resources: list[PolicyResource]) -> str | None:
     """The reason a stack policy gives for ``args.not_applicable(...)``, None when it judges the stack."""
     try:
         stack_violations(policy, resources)
@@ -226,7 +227,7 @@ def bundle_sha256(bundle: str) -> str:
     return hashlib.sha256(bundle.encode("utf-8")).hexdigest()
 
 
-def bundle_object(bundle: Any, *, name: str = "host-bundle", key: Optional[str] = None,
+def bundle_object(bundle: Any, *, name: str = "host-bundle", key: str | None = None,
                   bucket: Any = BUNDLE_BUCKET, resource_type: str = BUNDLE_OBJECT) -> PolicyResource:
     """The bucket object the stack stores a bundle in (at its content-addressed key unless ``key``)."""
     if key is None:
@@ -242,13 +243,13 @@ def repin(user_data: str, old_bundle: str, new_bundle: str) -> str:
     return user_data.replace(old, new)
 
 
-def server_with(user_data: Any) -> Dict[str, Any]:
+def server_with(user_data: Any) -> dict[str, Any]:
     props = good_server()
     props["userData"] = user_data
     return props
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def rendered_host(stack: str = "example-public") -> Any:
     """The real renderer's user-data and bundle for an example stack (``.user_data``, ``.bundle``, ``.pin``)."""
     from components.hostconfig import render_host
@@ -256,7 +257,7 @@ def rendered_host(stack: str = "example-public") -> Any:
     return render_host(example_settings(stack))
 
 
-def host_stack(user_data: Any, bundle: Any, *, pin: Any, **object_args: Any) -> List[PolicyResource]:
+def host_stack(user_data: Any, bundle: Any, *, pin: Any, **object_args: Any) -> list[PolicyResource]:
     """The rendered server and its bundle object (in the bucket the pin names) as a stack."""
     object_args.setdefault("bucket", pin.bucket)
     return [stack_resource(SERVER, server_with(user_data), "acme-host"), bundle_object(bundle, **object_args)]

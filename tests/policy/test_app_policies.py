@@ -253,12 +253,13 @@ def test_plain_ldap_is_a_violation():
 
 def _program_containers():
     """The three containers ClientStack registers for the public example, as the policies see them."""
-    from components.client_stack import ClientStack, ClientStackArgs
-    from tests.conftest import RecordingMocks, RecordingMonitor, example_settings
     import pulumi
     from pulumi.runtime import mocks as pulumi_mocks
     from pulumi.runtime.stack import run_pulumi_func
     from pulumi.runtime.sync_await import _sync_await
+
+    from components.client_stack import ClientStack, ClientStackArgs
+    from tests.conftest import RecordingMocks, RecordingMonitor, example_settings
 
     settings = example_settings("example-public")
     mocks = RecordingMocks()
@@ -310,12 +311,13 @@ def test_unpinned_app_image_is_flagged_swu_01(app_containers):
 
 @pytest.fixture(scope="module")
 def vpn_only_tls():
-    from components.client_stack import ClientStack, ClientStackArgs
-    from tests.conftest import RecordingMocks, RecordingMonitor, example_settings
     import pulumi
     from pulumi.runtime import mocks as pulumi_mocks
     from pulumi.runtime.stack import run_pulumi_func
     from pulumi.runtime.sync_await import _sync_await
+
+    from components.client_stack import ClientStack, ClientStackArgs
+    from tests.conftest import RecordingMocks, RecordingMonitor, example_settings
 
     settings = example_settings("example-private")
     monitor = RecordingMonitor(RecordingMocks())

@@ -8,7 +8,13 @@ from pulumi_policy import ResourceValidationPolicy, StackValidationPolicy
 from odoo_hosting_policies import ALL_POLICIES
 
 from .conftest import (
-    AWS_PROVIDER, BUCKET, FIREWALL, SERVER, VOLUME, not_applicable_reason, stack_not_applicable_reason,
+    AWS_PROVIDER,
+    BUCKET,
+    FIREWALL,
+    SERVER,
+    VOLUME,
+    not_applicable_reason,
+    stack_not_applicable_reason,
     stack_resource,
 )
 

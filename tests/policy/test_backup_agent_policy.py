@@ -6,12 +6,21 @@ import pytest
 import yaml
 
 from odoo_hosting_policies.backupagent import (
-    backup_agent_findings, calendar_period, hcloud_server_backup_agent, span_seconds,
+    backup_agent_findings,
+    calendar_period,
+    hcloud_server_backup_agent,
+    span_seconds,
 )
 from odoo_hosting_policies.cloudconfig import judge_text
 from tests.conftest import EXAMPLE_STACKS
 from tests.policy.conftest import (
-    SERVER, good_server, host_stack, rendered_host, repin, run_policy, run_stack_policy,
+    SERVER,
+    good_server,
+    host_stack,
+    rendered_host,
+    repin,
+    run_policy,
+    run_stack_policy,
 )
 
 BASELINE = """\

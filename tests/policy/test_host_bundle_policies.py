@@ -20,8 +20,20 @@ from odoo_hosting_policies.ssh import hcloud_server_sshd_key_only
 from tests.conftest import EXAMPLE_STACKS
 
 from .conftest import (
-    BUNDLE_OBJECT, SERVER, UNKNOWN, bundle_object, bundle_sha256, good_server, host_stack, rendered_host, repin,
-    run_stack_policy, server_with, stack_not_applicable_reason, stack_resource, stack_violations,
+    BUNDLE_OBJECT,
+    SERVER,
+    UNKNOWN,
+    bundle_object,
+    bundle_sha256,
+    good_server,
+    host_stack,
+    rendered_host,
+    repin,
+    run_stack_policy,
+    server_with,
+    stack_not_applicable_reason,
+    stack_resource,
+    stack_violations,
 )
 
 HOST_FILES = {
@@ -245,6 +257,7 @@ def _analyze_stack(*, secret: bool):
     from pulumi.runtime.proto import analyzer_pb2
     from pulumi_policy import EnforcementLevel
     from pulumi_policy.deserialize import SPECIAL_SECRET_SIG, SPECIAL_SIG_KEY
+
     from odoo_hosting_policies._servicer import FastAnalyzerServicer
 
     host = rendered_host()

@@ -6,8 +6,20 @@ import pytest
 
 from odoo_hosting_policies import labels
 
-from .conftest import BUCKET, FIREWALL, NETWORK, SERVER, SSH_KEY, VOLUME, good_firewall, good_server, good_volume, \
-    run_policy, run_stack_policy, stack_resource
+from .conftest import (
+    BUCKET,
+    FIREWALL,
+    NETWORK,
+    SERVER,
+    SSH_KEY,
+    VOLUME,
+    good_firewall,
+    good_server,
+    good_volume,
+    run_policy,
+    run_stack_policy,
+    stack_resource,
+)
 
 LABEL = labels.hcloud_client_label
 SINGLE_CLIENT = labels.pulumi_stack_single_client

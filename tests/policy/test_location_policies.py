@@ -7,7 +7,18 @@ from pulumi_policy.proxy import UnknownValueError
 
 from odoo_hosting_policies import location
 
-from .conftest import AWS_PROVIDER, BUCKET, SERVER, SUBNET, UNKNOWN, VOLUME, good_server, good_volume, provider, run_policy
+from .conftest import (
+    AWS_PROVIDER,
+    BUCKET,
+    SERVER,
+    SUBNET,
+    UNKNOWN,
+    VOLUME,
+    good_server,
+    good_volume,
+    provider,
+    run_policy,
+)
 
 HCLOUD = location.hcloud_eu_location
 AWS_PROVIDERS = location.aws_provider_eu_region

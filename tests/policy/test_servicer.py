@@ -16,16 +16,15 @@ from pathlib import Path
 
 import pytest
 from google.protobuf import empty_pb2
+from pulumi.runtime.proto import analyzer_pb2
+from pulumi_policy import EnforcementLevel
 
+from odoo_hosting_policies import ALL_POLICIES
+from odoo_hosting_policies._servicer import FastAnalyzerServicer
 from preflight.analyzer import PolicyPackProcess
 from preflight.engine import UNKNOWN, run_stack
 from preflight.project import load_stack
-from pulumi.runtime.proto import analyzer_pb2
-
 from tests.policy.conftest import POLICIES_DIR
-from odoo_hosting_policies import ALL_POLICIES
-from odoo_hosting_policies._servicer import FastAnalyzerServicer
-from pulumi_policy import EnforcementLevel
 
 ROOT = Path(__file__).resolve().parents[2]
 LibraryServicer = FastAnalyzerServicer.__mro__[1]

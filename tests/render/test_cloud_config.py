@@ -11,8 +11,16 @@ import yaml
 
 from components import hostconfig
 from components.hostconfig import (
-    BOOT_CONFIG_PATH, BUNDLE_HEADER, DATA_VOLUME_UNIT_NAME, PACKAGES, ROOT_OWNER, SECRET_FETCH_PATH,
-    bundle_files, render_cloud_config, render_host, write_files,
+    BOOT_CONFIG_PATH,
+    BUNDLE_HEADER,
+    DATA_VOLUME_UNIT_NAME,
+    PACKAGES,
+    ROOT_OWNER,
+    SECRET_FETCH_PATH,
+    bundle_files,
+    render_cloud_config,
+    render_host,
+    write_files,
 )
 from components.hostconfig.backup import backup_bucket_name
 from components.hostconfig.bundle import BUNDLE_UNIT_NAME, BUNDLE_UNIT_PATH

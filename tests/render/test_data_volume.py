@@ -5,7 +5,10 @@ from __future__ import annotations
 import re
 
 from components.hostconfig import (
-    DATA_MOUNT_POINT, DATA_VOLUME_DEVICE_GLOB, DATA_VOLUME_SCRIPT_PATH, render_data_volume_script,
+    DATA_MOUNT_POINT,
+    DATA_VOLUME_DEVICE_GLOB,
+    DATA_VOLUME_SCRIPT_PATH,
+    render_data_volume_script,
     render_data_volume_unit,
 )
 

@@ -6,9 +6,17 @@ from __future__ import annotations
 import configparser
 
 from components.hostconfig import (
-    BAN_ALERT_THRESHOLD, BAN_ALERT_WINDOW_SECONDS, FAIL2BAN_ALERT_ACTION_NAME, FAIL2BAN_ALERT_ACTION_PATH,
-    FAIL2BAN_JAIL_PATH, FAIL2BAN_ODOO_FILTER_PATH, NOTIFY_SCRIPT_PATH, ODOO_LOG_PATH, render_fail2ban_alert_action,
-    render_fail2ban_jail, write_files,
+    BAN_ALERT_THRESHOLD,
+    BAN_ALERT_WINDOW_SECONDS,
+    FAIL2BAN_ALERT_ACTION_NAME,
+    FAIL2BAN_ALERT_ACTION_PATH,
+    FAIL2BAN_JAIL_PATH,
+    FAIL2BAN_ODOO_FILTER_PATH,
+    NOTIFY_SCRIPT_PATH,
+    ODOO_LOG_PATH,
+    render_fail2ban_alert_action,
+    render_fail2ban_jail,
+    write_files,
 )
 
 
@@ -74,7 +82,7 @@ def test_both_jails_ban_first_then_run_the_alert_action(settings):
 def test_alert_action_counts_every_ban_with_the_notifier_in_the_background():
     action = configparser.ConfigParser(interpolation=None)
     action.read_string(render_fail2ban_alert_action())
-    assert FAIL2BAN_ALERT_ACTION_PATH == f"/etc/fail2ban/action.d/{FAIL2BAN_ALERT_ACTION_NAME}.conf"
+    assert f"/etc/fail2ban/action.d/{FAIL2BAN_ALERT_ACTION_NAME}.conf" == FAIL2BAN_ALERT_ACTION_PATH
     assert dict(action["Init"]) == {"notify": NOTIFY_SCRIPT_PATH, "threshold": str(BAN_ALERT_THRESHOLD),
                                     "window": str(BAN_ALERT_WINDOW_SECONDS)}
     assert (BAN_ALERT_THRESHOLD, BAN_ALERT_WINDOW_SECONDS) == (10, 3600)

@@ -13,7 +13,9 @@ from pathlib import Path
 import pytest
 
 from components.hostconfig import (
-    WRAPPED_SECRET_ID_PATH, render_boot_config, render_secret_fetch_script,
+    WRAPPED_SECRET_ID_PATH,
+    render_boot_config,
+    render_secret_fetch_script,
 )
 
 WRAPPING_TOKEN = "wrap-token-for-tests"

@@ -5,10 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from components.hostconfig import (
-    APT_TIMER_OVERRIDE_PATH, UNATTENDED_UPGRADES_PATH, render_apt_timer_override, render_unattended_upgrades,
+    APT_TIMER_OVERRIDE_PATH,
+    UNATTENDED_UPGRADES_PATH,
+    render_apt_timer_override,
+    render_unattended_upgrades,
 )
 from tests.conftest import example_settings
-
 
 
 def test_file_sorts_after_debian_defaults():

@@ -25,8 +25,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Iterable, Optional, Sequence
 
 import pytest
 
@@ -166,7 +166,7 @@ class Namespaces:
                 self.run(ns, self.ip, "addr", "add", addr, "dev", ifname, *(["nodad"] if ":" in addr else []))
             self.run(ns, self.ip, "link", "set", ifname, "up")
 
-    def spawn(self, ns: Optional[str], *cmd: str, output: Optional[Path] = None, **kwargs) -> subprocess.Popen:
+    def spawn(self, ns: str | None, *cmd: str, output: Path | None = None, **kwargs) -> subprocess.Popen:
         """Start a process inside ``ns`` (``ip netns exec`` execs it: its PID is ours to stop).
 
         Its stdout+stderr go to a pipe, or to the file ``output`` for chatty daemons
@@ -351,7 +351,7 @@ def wireguard_link(namespaces: Namespaces, ns: str, name: str = "wg0"):
     if kernel_has_wireguard(namespaces, ns):
         namespaces.run(ns, namespaces.ip, "link", "add", name, "type", "wireguard")
 
-        def wg(*args: str, input: Optional[str] = None) -> subprocess.CompletedProcess:
+        def wg(*args: str, input: str | None = None) -> subprocess.CompletedProcess:
             return namespaces.run(ns, require_tool("wg"), *args, input=input)
         wg.implementation = "kernel"
         wg.prefix = [namespaces.ip, "netns", "exec", ns]
@@ -361,7 +361,7 @@ def wireguard_link(namespaces: Namespaces, ns: str, name: str = "wg0"):
     daemon = namespaces.spawn(ns, require_tool("unshare"), "-m", "--propagation", "private",
                               "sh", "-c", _WIREGUARD_GO, wireguard_go, name)
 
-    def wg(*args: str, input: Optional[str] = None) -> subprocess.CompletedProcess:
+    def wg(*args: str, input: str | None = None) -> subprocess.CompletedProcess:
         result = subprocess.run([nsenter, "-t", str(daemon.pid), "-m", "-n", require_tool("wg"), *args],
                                 input=input, capture_output=True, text=True, timeout=30)
         if result.returncode != 0:

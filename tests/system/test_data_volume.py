@@ -17,8 +17,14 @@ from pathlib import Path
 import pytest
 
 from components.hostconfig import (
-    DATA_VOLUME_DEVICE_GLOB, DATA_VOLUME_SCRIPT_PATH, DATA_VOLUME_UNIT_PATH, LUKS_CIPHER, LUKS_HASH,
-    LUKS_KEY_BITS, LUKS_PBKDF, SECRET_FETCH_PATH,
+    DATA_VOLUME_DEVICE_GLOB,
+    DATA_VOLUME_SCRIPT_PATH,
+    DATA_VOLUME_UNIT_PATH,
+    LUKS_CIPHER,
+    LUKS_HASH,
+    LUKS_KEY_BITS,
+    LUKS_PBKDF,
+    SECRET_FETCH_PATH,
 )
 from tests.conftest import require_tool
 

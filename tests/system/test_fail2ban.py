@@ -19,14 +19,23 @@ import re
 import shutil
 import signal
 import subprocess
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from components.hostconfig import (
-    BAN_ALERT_THRESHOLD, BAN_ALERT_WINDOW_SECONDS, BAN_TIME, FAIL2BAN_ALERT_ACTION_NAME, FAIL2BAN_ALERT_ACTION_PATH,
-    FAIL2BAN_JAIL_PATH, FAIL2BAN_ODOO_FILTER_PATH, FIND_TIME, MAX_RETRY, NOTIFY_SCRIPT_PATH, ODOO_LOG_PATH,
+    BAN_ALERT_THRESHOLD,
+    BAN_ALERT_WINDOW_SECONDS,
+    BAN_TIME,
+    FAIL2BAN_ALERT_ACTION_NAME,
+    FAIL2BAN_ALERT_ACTION_PATH,
+    FAIL2BAN_JAIL_PATH,
+    FAIL2BAN_ODOO_FILTER_PATH,
+    FIND_TIME,
+    MAX_RETRY,
+    NOTIFY_SCRIPT_PATH,
+    ODOO_LOG_PATH,
 )
 from tests.conftest import require_tool
 
@@ -160,7 +169,7 @@ table ip6 docker_like6 {{
 
 
 def _odoo_line(ip: str, login: str = "admin") -> str:
-    now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S,000")
+    now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S,000")
     return f"{now} 7 INFO acme odoo.addons.base.models.res_users: Login failed for db:acme login:{login} from {ip}"
 
 

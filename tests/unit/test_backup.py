@@ -8,14 +8,28 @@ import json
 import pytest
 
 from components.backup import (
-    DENIED_OBJECT_ACTIONS, RESTIC_BUCKET_ACTIONS, RESTIC_OBJECT_ACTIONS, BackupStorage, BackupStorageArgs,
-    render_bucket_policy, render_identity_policy,
+    DENIED_OBJECT_ACTIONS,
+    RESTIC_BUCKET_ACTIONS,
+    RESTIC_OBJECT_ACTIONS,
+    BackupStorage,
+    BackupStorageArgs,
+    render_bucket_policy,
+    render_identity_policy,
 )
 from components.client_stack import ClientStack, ClientStackArgs
 from components.hostconfig import render_host
 from components.hostconfig.backup import (
-    BACKUP_SERVICE, BACKUP_TIMER, BACKUP_TIMERS, CHECK_SERVICE, CHECK_TIMER, FAILURE_SERVICE, backup_bucket_name,
-    backup_environment, backup_write_files, render_backup_units, repository_url,
+    BACKUP_SERVICE,
+    BACKUP_TIMER,
+    BACKUP_TIMERS,
+    CHECK_SERVICE,
+    CHECK_TIMER,
+    FAILURE_SERVICE,
+    backup_bucket_name,
+    backup_environment,
+    backup_write_files,
+    render_backup_units,
+    repository_url,
 )
 from components.rotation import Rotation
 from tests.conftest import EXAMPLE_STACKS, example_settings

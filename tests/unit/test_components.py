@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import hashlib
-
 import base64
+import hashlib
 import runpy
 
-import pulumi
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey

@@ -10,8 +10,16 @@ from pulumi.runtime.sync_await import _sync_await
 
 from components.client_stack import ClientStack, ClientStackArgs
 from components.secrets import (
-    BREAK_GLASS_POLICY, HOST_TOKEN_MAX_TTL, HOST_TOKEN_TTL, KV_MOUNT, RESTIC_PASSWORD_LENGTH, VaultOrganisation,
-    VaultOrganisationArgs, render_bootstrap_policy, render_break_glass_policy, render_host_policy,
+    BREAK_GLASS_POLICY,
+    HOST_TOKEN_MAX_TTL,
+    HOST_TOKEN_TTL,
+    KV_MOUNT,
+    RESTIC_PASSWORD_LENGTH,
+    VaultOrganisation,
+    VaultOrganisationArgs,
+    render_bootstrap_policy,
+    render_break_glass_policy,
+    render_host_policy,
 )
 from tests.conftest import EXAMPLE_STACKS, example_settings
 

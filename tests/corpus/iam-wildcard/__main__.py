@@ -1,5 +1,6 @@
 """Generic case: an IAM policy with `*` actions or resources (BKP-05)."""
 import json
+
 import pulumi_aws as aws
 
 aws.iam.Policy("everything", tags={"client": "corpus"}, policy=json.dumps({
