@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TypedDict
 
 import pulumi
 import pulumi_hcloud as hcloud
@@ -19,15 +20,26 @@ import pulumi_hcloud as hcloud
 WORLD = ("0.0.0.0/0", "::/0")
 
 
-def firewall_rules(*, public: bool, vpn_port: int) -> list[dict]:
+class FirewallRule(TypedDict):
+    """One rule as plain data: the keyword arguments of ``hcloud.FirewallRuleArgs``, so that
+    mypy checks each of them against the provider's signature."""
+
+    direction: str
+    protocol: str
+    port: str
+    source_ips: list[str]
+    description: str
+
+
+def firewall_rules(*, public: bool, vpn_port: int) -> list[FirewallRule]:
     """The inbound rules, as plain data (tested without Pulumi)."""
-    rules = [dict(direction="in", protocol="udp", port=str(vpn_port), source_ips=list(WORLD),
-                  description="WireGuard VPN (SSH and maintenance go through it)")]
+    rules = [FirewallRule(direction="in", protocol="udp", port=str(vpn_port), source_ips=list(WORLD),
+                          description="WireGuard VPN (SSH and maintenance go through it)")]
     if public:
         rules += [
-            dict(direction="in", protocol="tcp", port="443", source_ips=list(WORLD), description="HTTPS"),
-            dict(direction="in", protocol="tcp", port="80", source_ips=list(WORLD),
-                 description="HTTP, answered only with a redirect to HTTPS"),
+            FirewallRule(direction="in", protocol="tcp", port="443", source_ips=list(WORLD), description="HTTPS"),
+            FirewallRule(direction="in", protocol="tcp", port="80", source_ips=list(WORLD),
+                         description="HTTP, answered only with a redirect to HTTPS"),
         ]
     return rules
 
@@ -57,7 +69,8 @@ class ClientFirewall(pulumi.ComponentResource):
             f"{name}-rules",
             name=f"{args.client_id}-firewall",
             labels=dict(args.labels),
-            rules=[hcloud.FirewallRuleArgs(**rule) for rule in firewall_rules(public=args.public, vpn_port=args.vpn_port)],
+            rules=[hcloud.FirewallRuleArgs(**rule)
+                   for rule in firewall_rules(public=args.public, vpn_port=args.vpn_port)],
             opts=pulumi.ResourceOptions(parent=self),
         )
         self.firewall_id = firewall.id.apply(int)

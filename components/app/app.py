@@ -30,6 +30,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TypedDict
 
 import pulumi
 import pulumi_docker as docker
@@ -142,6 +143,19 @@ def connections_label(connections: Sequence[OutsideConnection]) -> str:
 _LOGS = {"max-size": "20m", "max-file": "5"}
 
 
+class _Hardening(TypedDict):
+    """The inputs every container gets alike. A TypedDict, not a plain dict: unpacked into
+    ``docker.Container(...)``, each of them is type-checked against the provider's signature."""
+
+    privileged: bool
+    read_only: bool
+    security_opts: list[str]
+    restart: str
+    log_driver: str
+    log_opts: dict[str, str]
+    destroy_grace_seconds: int
+
+
 class OdooApp(pulumi.ComponentResource):
     """PostgreSQL + Odoo + Caddy on the client's host, over the VPN."""
 
@@ -162,7 +176,7 @@ class OdooApp(pulumi.ComponentResource):
                                  labels=net_labels, opts=child)
         frontend = docker.Network(f"{name}-frontend", name=f"{args.client_id}-frontend", labels=net_labels,
                                   opts=child)
-        common = dict(
+        common = _Hardening(
             privileged=False,
             read_only=True,
             security_opts=[NO_NEW_PRIVILEGES],
