@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any, Optional
+from typing import Any
 
 import pulumi
 
@@ -74,7 +74,8 @@ def _decode(name: str, text: Any) -> Any:
     try:
         return json.loads(text)
     except json.JSONDecodeError:
-        raise SettingsError(name, text, "a YAML list/object in the stack file (or JSON with `pulumi config set --path`)") from None
+        raise SettingsError(
+            name, text, "a YAML list/object in the stack file (or JSON with `pulumi config set --path`)") from None
 
 
 def load_secret(key: str) -> pulumi.Output[str] | None:
