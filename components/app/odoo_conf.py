@@ -86,9 +86,10 @@ def render_odoo_conf(settings: Settings) -> str:
     ]
     smtp = outgoing_mail(settings)
     if smtp is not None:
+        default_port = 465 if smtp.url.lower().startswith("smtps") else 587 if smtp.starttls else 25
         lines += [
             f"smtp_server = {smtp.host}",
-            f"smtp_port = {smtp.port or (465 if smtp.url.lower().startswith('smtps') else 587 if smtp.starttls else 25)}",
+            f"smtp_port = {smtp.port or default_port}",
             # Odoo's smtp_ssl means "encrypt" (SSL/TLS or STARTTLS, by port).
             f"smtp_ssl = {'True' if smtp.encrypted else 'False'}",
         ]

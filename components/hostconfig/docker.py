@@ -93,7 +93,7 @@ install -d -m 0750 -o {ODOO_UID} -g {ODOO_UID} {DATA_MOUNT_POINT}/filestore
 install -d -m 0750 -o {ODOO_UID} -g adm {ODOO_LOG_DIR}
 touch {ODOO_LOG_PATH}
 chown {ODOO_UID}:adm {ODOO_LOG_PATH}
-"""
+"""  # noqa: E501  (a template: its long lines are the rendered script's)
 
 
 def render_app_secrets_unit() -> str:
@@ -121,7 +121,7 @@ RequiredBy=docker.service
 """
 
 
-def docker_write_files(settings: Settings) -> list[dict]:
+def docker_write_files(settings: Settings) -> list[dict[str, str]]:
     return [
         {"path": DOCKER_DAEMON_CONFIG_PATH, "owner": "root:root", "permissions": "0644",
          "content": render_docker_daemon_config()},

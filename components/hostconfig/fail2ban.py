@@ -73,7 +73,7 @@ logtimezone = UTC
 port = 80,443
 action = nftables-multiport[name=odoo, port="80,443", protocol=tcp, chain={ODOO_BAN_CHAIN}, chain_hook={ODOO_BAN_HOOK}, chain_priority={ODOO_BAN_PRIORITY}, blocktype=drop]
          {FAIL2BAN_ALERT_ACTION_NAME}
-"""
+"""  # noqa: E501  (a template: its long lines are the rendered file's)
 
 
 def render_fail2ban_alert_action() -> str:
@@ -90,7 +90,7 @@ actionban = {{ timeout {BAN_ALERT_TIMEOUT} <notify> --ban <name> <ip> <threshold
 notify = {NOTIFY_SCRIPT_PATH}
 threshold = {BAN_ALERT_THRESHOLD}
 window = {BAN_ALERT_WINDOW_SECONDS}
-"""
+"""  # noqa: E501  (a template: its long lines are the rendered file's)
 
 
 def render_fail2ban_odoo_filter() -> str:
