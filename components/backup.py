@@ -138,7 +138,7 @@ class BackupStorage(pulumi.ComponentResource):
     repository: pulumi.Output[str]
     """restic repository URL (``s3:https://s3.<region>.amazonaws.com/<bucket>/restic``)."""
     user_name: pulumi.Output[str]
-    current_credentials: pulumi.Output[dict]
+    current_credentials: pulumi.Output[dict[str, str]]
     """Secret map: access key id and secret of the slot in use now."""
 
     def __init__(self, name: str, args: BackupStorageArgs, opts: pulumi.ResourceOptions | None = None) -> None:
@@ -151,10 +151,9 @@ class BackupStorage(pulumi.ComponentResource):
         )
         child = pulumi.ResourceOptions(parent=self, provider=provider)
 
-        def data(**extra) -> pulumi.ResourceOptions:
+        def data() -> pulumi.ResourceOptions:
             # Data-bearing: a destroy or replacement must never take backups with it (REL-01).
-            return pulumi.ResourceOptions(parent=self, provider=provider, protect=True, retain_on_delete=True,
-                                          **extra)
+            return pulumi.ResourceOptions(parent=self, provider=provider, protect=True, retain_on_delete=True)
 
         key = aws.kms.Key(
             f"{name}-key",

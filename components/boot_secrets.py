@@ -14,6 +14,7 @@ the host reads it with.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import pulumi
@@ -42,7 +43,7 @@ class BootSecretsArgs:
     """The client whose host reads these secrets."""
     wireguard_private_key: pulumi.Input[str]
     """The host's WireGuard private key (secret), from :class:`components.vpn.WireGuardHostKey`."""
-    app_secrets: pulumi.Input[dict] | None = None
+    app_secrets: pulumi.Input[Mapping[str, str]] | None = None
     """The app plane's secret files (:class:`components.app.secrets.AppSecrets`), fetched by the
     host by name like the boot secrets."""
 
@@ -52,7 +53,7 @@ class BootSecrets(pulumi.ComponentResource):
 
     kv_mount: pulumi.Output[str]
     kv_path: pulumi.Output[str]
-    values: pulumi.Output[dict]
+    values: pulumi.Output[dict[str, str]]
     """Secret map name -> value, exactly what the host reads from Vault."""
 
     def __init__(self, name: str, args: BootSecretsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
@@ -70,5 +71,5 @@ class BootSecrets(pulumi.ComponentResource):
         self.kv_path = pulumi.Output.from_input(boot_secrets_kv_path(args.client_id))
         self.values = pulumi.Output.secret(pulumi.Output.all(
             luks_key.result, args.wireguard_private_key, args.app_secrets).apply(
-            lambda v: {**dict(zip(SECRET_NAMES, v[:2])), **(v[2] or {})}))
+            lambda v: {**dict(zip(SECRET_NAMES, v[:2], strict=True)), **(v[2] or {})}))
         self.register_outputs({"kv_mount": self.kv_mount, "kv_path": self.kv_path})

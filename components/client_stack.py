@@ -56,7 +56,7 @@ class ClientStack(pulumi.ComponentResource):
     app_url: pulumi.Output[str]
     internal_ca_cert_pem: pulumi.Output[str | None]
     incident_topic_arn: pulumi.Output[str]
-    app_secret_values: pulumi.Output[dict]
+    app_secret_values: pulumi.Output[dict[str, str]]
     """Secret: the app's secrets on their way through the seam (tests read it)."""
 
     def __init__(self, name: str, args: ClientStackArgs, opts: pulumi.ResourceOptions | None = None) -> None:
@@ -71,7 +71,7 @@ class ClientStack(pulumi.ComponentResource):
         )
         vpn_key = WireGuardHostKey(f"{name}-vpn", WireGuardHostKeyArgs(client_id=s.client_id), opts=child)
         internal_tls = None
-        origin_files: dict = {}
+        origin_files: dict[str, pulumi.Input[str]] = {}
         if not s.public:
             internal_tls = InternalTls(
                 f"{name}-tls",

@@ -220,12 +220,14 @@ class ClientSecrets(pulumi.ComponentResource):
         }
 
         def kv(kind: str, values: pulumi.Input[Mapping[str, str]]) -> vault.kv.SecretV2:
+            # Annotated: mypy cannot infer Output.secret's type variable through the Input union.
+            data_json: pulumi.Output[str] = pulumi.Output.secret(pulumi.Output.from_input(values).apply(
+                lambda v: json.dumps(dict(v), sort_keys=True)))
             return vault.kv.SecretV2(
                 f"{name}-{kind}",
                 mount=args.kv_mount,
                 name=kv_path(client, kind),
-                data_json=pulumi.Output.secret(pulumi.Output.from_input(values).apply(
-                    lambda v: json.dumps(dict(v), sort_keys=True))),
+                data_json=data_json,
                 # A destroy keeps the versions Vault holds (the LUKS key!).
                 delete_all_versions=False,
                 opts=child,

@@ -17,6 +17,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from components.settings import Settings
+
 HSTS_MAX_AGE = 63072000
 """Two years (TLS-01 floor: 31536000)."""
 TLS_PROTOCOLS = ("tls1.2", "tls1.3")
@@ -117,7 +119,7 @@ def internal_name(client_id: str) -> str:
     return f"odoo.{client_id}.internal"
 
 
-def proxy_site(settings, *, origin_certificate: tuple[str, str]) -> ProxySite:
+def proxy_site(settings: Settings, *, origin_certificate: tuple[str, str]) -> ProxySite:
     """The production site for a client: ACME for public clients, the origin
     certificate on the VPN address for VPN-only ones."""
     if settings.public:

@@ -69,7 +69,7 @@ class AppSecretsArgs:
 class AppSecrets(pulumi.ComponentResource):
     """Generates the app's passwords and gathers every app secret for the seam."""
 
-    values: pulumi.Output[dict]
+    values: pulumi.Output[dict[str, str]]
     """Secret map: Vault name -> value."""
 
     def __init__(self, name: str, args: AppSecretsArgs, opts: pulumi.ResourceOptions | None = None) -> None:

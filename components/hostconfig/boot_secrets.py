@@ -13,6 +13,7 @@ from importlib import resources
 
 from components.settings import Settings
 
+from .bundle import BundlePin
 from .paths import (
     BOOT_CONFIG_PATH,
     BUNDLE_CACHE_PATH,
@@ -55,7 +56,8 @@ def resolve_vault_address(settings: Settings, vault_address: str | None = None) 
     return vault_address or getattr(settings, "vault_address", None) or DEFAULT_VAULT_ADDRESS
 
 
-def render_boot_config(settings: Settings, *, vault_address: str | None = None, bundle=None) -> str:
+def render_boot_config(settings: Settings, *, vault_address: str | None = None,
+                       bundle: BundlePin | None = None) -> str:
     """``bundle``: the :class:`~.bundle.BundlePin` the host installs (``--bundle``)."""
     config = {
         "vault_address": resolve_vault_address(settings, vault_address),

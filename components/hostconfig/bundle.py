@@ -52,7 +52,7 @@ class BundlePin:
     sns_endpoint: str | None = None
     """Where a refused bundle is reported; None: the region's SNS endpoint (tests override it)."""
 
-    def as_json(self) -> dict:
+    def as_json(self) -> dict[str, str]:
         return {"sha256": self.sha256, "url": self.url, "region": self.region}
 
 

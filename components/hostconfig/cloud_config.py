@@ -160,7 +160,7 @@ class _Dumper(getattr(yaml, "CSafeDumper", yaml.SafeDumper)):  # type: ignore[mi
     fallback where PyYAML was built without libyaml."""
 
 
-class _Command(list):
+class _Command(list[str]):
     """A runcmd entry, written in flow style: ``[systemctl, daemon-reload]``."""
 
 

@@ -7,7 +7,7 @@ import base64
 import binascii
 import ipaddress
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .model import MaintenanceWindow, SettingsError
@@ -43,7 +43,7 @@ def _require_str(key: str, value: Any) -> str:
 
 
 def _choice(key: str, value: Any, allowed: Sequence[str]) -> str:
-    if value not in allowed:
+    if not isinstance(value, str) or value not in allowed:
         raise SettingsError(key, value, ", ".join(allowed))
     return value
 
@@ -68,7 +68,7 @@ def _int(key: str, value: Any, low: int, high: int) -> int:
     return number
 
 
-def _list(key: str, value: Any) -> list:
+def _list(key: str, value: Any) -> list[Any]:
     if value is None:
         return []
     if not isinstance(value, list):
@@ -76,7 +76,7 @@ def _list(key: str, value: Any) -> list:
     return value
 
 
-def _object(key: str, value: Any) -> dict:
+def _object(key: str, value: Any) -> dict[str, Any]:
     if value is None:
         return {}
     if not isinstance(value, dict):
@@ -200,8 +200,8 @@ def _maintenance_window(key: str, value: Any) -> MaintenanceWindow:
 
 def _vault_address(key: str, value: Any) -> str:
     allowed = "an https:// URL of the Vault server, e.g. https://vault.example.net:8200"
-    text = _require_str(key, value) if value is not None else None
-    match = re.match(r"^https://([a-z0-9.-]+)(:(\d{1,5}))?/?$", text or "", re.IGNORECASE)
+    text = _require_str(key, value) if value is not None else ""
+    match = re.match(r"^https://([a-z0-9.-]+)(:(\d{1,5}))?/?$", text, re.IGNORECASE)
     if not match or (match.group(3) and not 0 < int(match.group(3)) < 65536):
         raise SettingsError(key, value, allowed)
     return text.rstrip("/")
@@ -233,8 +233,8 @@ def _url_parts(key: str, value: Any, allowed: str) -> tuple[str, str, int | None
         raise SettingsError(key, value, allowed) from None
     if parts.username is not None or parts.password is not None:
         # Echoing the value would print the credential.
-        raise SettingsError(key, "(a URL with credentials)",
-                            allowed + "; no user or password in the URL (secrets go in with `pulumi config set --secret`)")
+        raise SettingsError(key, "(a URL with credentials)", allowed + "; no user or password in the URL "
+                            "(secrets go in with `pulumi config set --secret`)")
     if not parts.scheme or not parts.hostname:
         raise SettingsError(key, value, allowed)
     return parts.scheme.lower(), parts.hostname.lower(), port, parts.query

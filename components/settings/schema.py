@@ -170,7 +170,7 @@ README_BEGIN, README_END = "<!-- settings table: generated from components/setti
     "<!-- end of settings table -->"
 
 
-def pulumi_config() -> dict[str, dict]:
+def pulumi_config() -> dict[str, dict[str, Any]]:
     """Pulumi.yaml's ``config:`` block."""
     block = {}
     for key in SCHEMA:
