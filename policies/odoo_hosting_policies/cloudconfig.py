@@ -273,7 +273,8 @@ def _cloud_init_findings(cfg: dict[str, Any]) -> list[str]:
         findings.append("ssh_pwauth is true, which turns SSH password authentication on; "
                         "set ssh_pwauth: false")
     disable_root = cfg.get("disable_root")
-    if disable_root is False or (isinstance(disable_root, str) and disable_root.strip().lower() in ("false", "no", "0", "off")):
+    if disable_root is False or (isinstance(disable_root, str)
+                                 and disable_root.strip().lower() in ("false", "no", "0", "off")):
         findings.append("disable_root is false, which lets root log in with the SSH keys; "
                         "remove it or set disable_root: true")
     return findings

@@ -262,7 +262,8 @@ hcloud_server_fail2ban = stack_policy(
     name="hcloud-server-fail2ban-jails",
     description="Checks that a Hetzner server's cloud-config (with the host bundle it pins) installs fail2ban "
                 "with enabled sshd and Odoo jails that ban after at most 5 failures within at least 10 "
-                "minutes, for at least 1 hour, through nftables, and that every enabled jail also reports its bans to the incident channel "
+                "minutes, for at least 1 hour, through nftables, and that every enabled jail also reports its "
+                "bans to the incident channel "
                 "(an action running odoo-hosting-notify --ban; Debian 12 defaults applied first).",
     controls=["ACC-04", "INC-01"],
     severity=Severity.HIGH,

@@ -93,7 +93,7 @@ def _validate_aws_client_tag(args: ResourceValidationArgs, report_violation: Rep
     value = tags[key] if isinstance(tags, Mapping) and key in tags else None
     if value is None:
         defaults = _default_tags(args.provider)
-        value = defaults[key] if key in defaults else None
+        value = defaults.get(key)
     if not isinstance(value, str) or not value.strip():
         report_violation(
             f"the resource has no non-empty '{key}' tag (own tags or its provider's defaultTags), so it "
@@ -121,12 +121,12 @@ _LABEL_INPUTS = ("labels", "tags")
 
 def _bag_value(bag: Any, key: str) -> Any:
     if isinstance(bag, Mapping):
-        return bag[key] if key in bag else None
+        return bag.get(key)
     if isinstance(bag, Sequence) and not isinstance(bag, str):
         for i in range(len(bag)):
             item = bag[i]
             if isinstance(item, Mapping) and "label" in item and item["label"] == key:
-                return item["value"] if "value" in item else None
+                return item.get("value")
     return None
 
 

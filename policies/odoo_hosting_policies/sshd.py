@@ -122,7 +122,7 @@ def _glob_files(pattern: str, files: Mapping[str, str]) -> list[str]:
         if len(parts) != len(pat_parts):
             continue
         ok = True
-        for p, pp in zip(parts, pat_parts):
+        for p, pp in zip(parts, pat_parts, strict=True):
             # glob(3): a wildcard does not match a leading dot.
             if p.startswith(".") and not pp.startswith("."):
                 ok = False

@@ -54,7 +54,8 @@ def _validate_key(args: ResourceValidationArgs, report_violation: ReportViolatio
                     else f"ecdsaCurve is not set (the provider default is {PROVIDER_DEFAULT_CURVE})")
             report_violation(f"the ECDSA key is too weak: {what}; set ecdsaCurve to P256, P384 or P521.", None)
     elif algorithm != "ED25519":
-        report_violation(f"algorithm '{algorithm}' is not one of RSA, ECDSA or ED25519; use ECDSA P256 or ED25519.", None)
+        report_violation(
+            f"algorithm '{algorithm}' is not one of RSA, ECDSA or ED25519; use ECDSA P256 or ED25519.", None)
 
 
 tls_private_key_strength = resource_policy(
