@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from pathlib import Path
-from typing import AbstractSet, Any, Union
+from typing import Any
 
 import yaml
 from pulumi_policy import (
@@ -32,9 +33,10 @@ CATALOG_PATH = Path(__file__).with_name("controls.yaml")
 """The controls catalog (the specification); docs/controls.md is rendered from it."""
 
 
-def load_catalog() -> dict:
+def load_catalog() -> dict[str, Any]:
     with open(CATALOG_PATH, encoding="utf-8") as handle:
-        return yaml.safe_load(handle)
+        catalog: dict[str, Any] = yaml.safe_load(handle)
+    return catalog
 
 
 _CATALOG = load_catalog()
@@ -91,7 +93,7 @@ def _guard_config(validate: Callable[[Any, ReportViolation], None]) -> Callable[
     return guarded
 
 
-AppliesTo = Union[Sequence[str], AbstractSet[str], Callable[[str], bool], None]
+AppliesTo = Sequence[str] | AbstractSet[str] | Callable[[str], bool] | None
 
 
 def _type_filter(applies_to: AppliesTo) -> tuple[Callable[[str], bool], str] | None:
@@ -140,7 +142,7 @@ def _only_for(type_filter: tuple[Callable[[str], bool], str] | None,
 
 def resource_policy(*, name: str, description: str, controls: Sequence[str], severity: Severity,
                     remediation: str, validate: Callable[[ResourceValidationArgs, ReportViolation], None],
-                    config: Mapping[str, Mapping[str, Any]] | None = None,
+                    config: Mapping[str, dict[str, Any]] | None = None,
                     enforcement_level: EnforcementLevel | None = None,
                     applies_to: AppliesTo = None) -> ResourceValidationPolicy:
     """``enforcement_level`` None: the pack's level (mandatory); set it only for advisory controls.
@@ -174,7 +176,7 @@ def resource_policy(*, name: str, description: str, controls: Sequence[str], sev
 
 def stack_policy(*, name: str, description: str, controls: Sequence[str], severity: Severity,
                  remediation: str, validate: Callable[[StackValidationArgs, ReportViolation], None],
-                 config: Mapping[str, Mapping[str, Any]] | None = None,
+                 config: Mapping[str, dict[str, Any]] | None = None,
                  enforcement_level: EnforcementLevel | None = None,
                  applies_to: AppliesTo = None) -> StackValidationPolicy:
     """``enforcement_level`` None: the pack's level (mandatory); set it only for advisory controls.
@@ -203,7 +205,7 @@ def config_value(args: Any, key: str, default: Any) -> Any:
 
 
 def config_string_list(args: Any, key: str, default: Sequence[str],
-                       pattern: re.Pattern | None = None) -> list[str]:
+                       pattern: re.Pattern[str] | None = None) -> list[str]:
     value = config_value(args, key, list(default))
     if not isinstance(value, (list, tuple)) or not value:
         raise PolicyConfigError(key, f"must be a non-empty list of strings, got {value!r}")
@@ -253,7 +255,7 @@ def config_int(args: Any, key: str, default: int, minimum: int | None = None,
     return value
 
 
-def config_optional_string_list(args: Any, key: str, pattern: re.Pattern | None = None) -> list[str] | None:
+def config_optional_string_list(args: Any, key: str, pattern: re.Pattern[str] | None = None) -> list[str] | None:
     """A list of strings, or None when the key is absent (the check it tunes is then off)."""
     cfg = args.get_config() or {}
     if key not in cfg or cfg[key] is None:
@@ -261,7 +263,7 @@ def config_optional_string_list(args: Any, key: str, pattern: re.Pattern | None 
     return config_string_list(args, key, (), pattern)
 
 
-def config_string(args: Any, key: str, default: str, pattern: re.Pattern | None = None) -> str:
+def config_string(args: Any, key: str, default: str, pattern: re.Pattern[str] | None = None) -> str:
     value = config_value(args, key, default)
     if not isinstance(value, str) or not value.strip() or (pattern and not pattern.match(value.strip())):
         raise PolicyConfigError(key, f"must be a non-empty string{' matching ' + pattern.pattern if pattern else ''}, "
@@ -314,7 +316,7 @@ def as_list(value: Any) -> list[Any]:
     (an unknown element raises UnknownValueError)."""
     if value is None:
         return []
-    if isinstance(value, (str, bytes)) or isinstance(value, Mapping) or not isinstance(value, Sequence):
+    if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Sequence):
         return [value]
     return [value[i] for i in range(len(value))]
 

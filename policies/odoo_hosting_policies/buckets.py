@@ -100,7 +100,8 @@ def _inline_encryption_problems(bucket: Mapping[str, Any]) -> list[str] | None:
     problems = []
     if isinstance(v7, Mapping):
         rule = get(v7, "rule")
-        problem = _sse_rule_problem(get(rule, "applyServerSideEncryptionByDefault") if isinstance(rule, Mapping) else None)
+        default = get(rule, "applyServerSideEncryptionByDefault") if isinstance(rule, Mapping) else None
+        problem = _sse_rule_problem(default)
         problems += [problem] if problem else []
     for config in as_list(v2):
         for rule in as_list(get(config, "rules") if isinstance(config, Mapping) else None):
@@ -406,9 +407,10 @@ def _refers_to(companion: Any, bucket: Any, names: set[str]) -> bool:
 def _inline_present(piece: Piece, bucket: Mapping[str, Any]) -> bool:
     if piece.key == "versioning":
         return _safe(lambda: _inline_versioning(bucket)) is not None
-    if piece.inline is None:
+    inline = piece.inline
+    if inline is None:
         return False
-    return _safe(lambda: piece.inline(bucket)) is not None
+    return _safe(lambda: inline(bucket)) is not None
 
 
 def _validate_bucket_hardening(args: StackValidationArgs, report_violation: ReportViolation) -> None:

@@ -57,7 +57,7 @@ def insecure_connections(label_value: str) -> list[tuple[str, str]]:
     return found
 
 
-def _labels(props: Mapping[str, Any]) -> dict:
+def _labels(props: Mapping[str, Any]) -> dict[str, Any]:
     out = {}
     for item in as_list(get(props, "labels")):
         if isinstance(item, Mapping):

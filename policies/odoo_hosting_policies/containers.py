@@ -37,7 +37,7 @@ _CONFIG = {
 }
 
 
-def _labels(props: Mapping[str, Any]) -> dict:
+def _labels(props: Mapping[str, Any]) -> dict[str, Any]:
     """Container labels: pulumi-docker takes a list of {label, value}; a mapping is accepted too."""
     raw = get(props, "labels")
     if isinstance(raw, Mapping):

@@ -12,7 +12,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from pulumi_policy import ReportViolation, ResourceValidationArgs, Severity, StackValidationArgs
+from pulumi_policy import (
+    ReportViolation,
+    ResourceValidationArgs,
+    ResourceValidationPolicy,
+    Severity,
+    StackValidationArgs,
+)
 from pulumi_policy.proxy import UnknownValueError
 
 from ._meta import config_port, config_port_list, get, labels_of, resource_policy, stack_policy
@@ -29,11 +35,10 @@ VPN_ONLY = "vpn-only"
 # Ranges that are not reachable from the internet. Anything else in a
 # rule's sourceIps (0.0.0.0/0, ::/0, ::ffff:0:0/96, 0.0.0.0/1, a single
 # public address...) makes the rule public.
-_INTERNAL = tuple(ipaddress.ip_network(n) for n in (
-    "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "127.0.0.0/8", "169.254.0.0/16",
-    "::1/128", "fc00::/7", "fe80::/10",
-))
-_V4_MAPPED = ipaddress.ip_network("::ffff:0:0/96")
+_INTERNAL_V4 = tuple(ipaddress.IPv4Network(n) for n in (
+    "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "127.0.0.0/8", "169.254.0.0/16"))
+_INTERNAL_V6 = tuple(ipaddress.IPv6Network(n) for n in ("::1/128", "fc00::/7", "fe80::/10"))
+_V4_MAPPED = ipaddress.IPv6Network("::ffff:0:0/96")
 _PORTLESS_OK = ("icmp",)
 
 
@@ -62,7 +67,10 @@ def _is_public_source(source: Any) -> tuple[bool, str | None]:
             f"{ipaddress.IPv4Address(int(net.network_address) & 0xFFFFFFFF)}/{max(net.prefixlen - 96, 0)}",
             strict=False)
         net = mapped
-    internal = any(net.version == n.version and net.subnet_of(n) for n in _INTERNAL)
+    if isinstance(net, ipaddress.IPv4Network):
+        internal = any(net.subnet_of(n) for n in _INTERNAL_V4)
+    else:
+        internal = any(net.subnet_of(n) for n in _INTERNAL_V6)
     return not internal, None
 
 
@@ -145,7 +153,7 @@ def public_ingress_problems(rules: Any, allowance: Allowance) -> list[str]:
     return problems
 
 
-_CONFIG = {
+_CONFIG: dict[str, dict[str, Any]] = {
     "allowedPublicTcpPorts": {
         "type": "array", "items": {"type": "integer", "minimum": 1, "maximum": 65535},
         "default": list(DEFAULT_PUBLIC_TCP_PORTS),
@@ -173,7 +181,7 @@ def _is_vpn_only(labels: Mapping[str, Any]) -> bool:
 
 
 def no_public_ingress_except(*, name: str, description: str, controls: Sequence[str],
-                             remediation: str, resource_type: str = FIREWALL):
+                             remediation: str, resource_type: str = FIREWALL) -> ResourceValidationPolicy:
     """The "no public ingress except the allowance" rule for one firewall resource type.
 
     The allowance comes from the policy config (allowedPublicTcpPorts,
@@ -236,9 +244,8 @@ def _firewalls_of(server: Any, resources: Iterable[Any]) -> list[Any]:
                 for fw in r.property_dependencies.get("firewallId", []):
                     if fw.resource_type == FIREWALL:
                         found[fw.urn] = fw
-        elif r.resource_type == FIREWALL:
-            if server.urn in [d.urn for d in r.property_dependencies.get("applyTos", [])]:
-                found[r.urn] = r
+        elif r.resource_type == FIREWALL and server.urn in [d.urn for d in r.property_dependencies.get("applyTos", [])]:
+            found[r.urn] = r
     return list(found.values())
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from pulumi_policy import ReportViolation, ResourceValidationArgs, Severity
+from pulumi_policy import ReportViolation, ResourceValidationArgs, ResourceValidationPolicy, Severity
 
 from ._meta import as_number, get, is_true, resource_policy, shown
 
@@ -22,7 +22,7 @@ VAULT_MOUNT = "vault:index/mount:Mount"
 MIN_DELETION_WINDOW_DAYS = 7
 
 
-def protected_policy(*, name: str, what: str, types: Sequence[str], extra: str = ""):
+def protected_policy(*, name: str, what: str, types: Sequence[str], extra: str = "") -> ResourceValidationPolicy:
     """The "Pulumi protect is set" rule for one family of data-bearing resource types."""
     types = tuple(types)
 

@@ -18,7 +18,7 @@ preview and judged here:
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -97,7 +97,7 @@ def parse_caddyfile(text: str) -> list[Block]:
     return root
 
 
-def _walk(blocks: list[Block]):
+def _walk(blocks: list[Block]) -> Iterator[Block]:
     for b in blocks:
         yield b
         yield from _walk(b.children)
@@ -198,7 +198,7 @@ def caddyfile_problems(text: str, min_hsts: int = DEFAULT_MIN_HSTS) -> list[str]
     return problems
 
 
-def _labels(props: Mapping[str, Any]) -> dict:
+def _labels(props: Mapping[str, Any]) -> dict[str, Any]:
     out = {}
     for item in as_list(get(props, "labels")):
         if isinstance(item, Mapping):

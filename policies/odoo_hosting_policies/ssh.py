@@ -15,7 +15,7 @@ from .hostbundle import HostFileCheck
 SERVER = "hcloud:index/server:Server"
 
 
-def _known_items(seq: Sequence[Any]) -> list:
+def _known_items(seq: Sequence[Any]) -> list[Any]:
     """The known elements of a list; an unknown element (an ID not yet created) counts as set."""
     out = []
     for i in range(len(seq)):
