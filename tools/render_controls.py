@@ -13,7 +13,9 @@ from __future__ import annotations
 import argparse
 import re
 import sys
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "policies"))
@@ -31,7 +33,7 @@ def _cell(text: str) -> str:
     return " ".join(text.split()).replace("|", "\\|")
 
 
-def render_doc(catalog: dict) -> str:
+def render_doc(catalog: Mapping[str, Any]) -> str:
     framework = catalog["framework"]
     lines = [f"# {framework['title']} ({framework['name']}, version {framework['version']})", "",
              "<!-- generated from policies/odoo_hosting_policies/controls.yaml by tools/render_controls.py -->", "",
@@ -48,10 +50,13 @@ def render_doc(catalog: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render_table(catalog: dict) -> str:
+def render_table(catalog: Mapping[str, Any]) -> str:
     enforcing: dict[str, list[str]] = {}
     for policy in ALL_POLICIES:
-        for control in policy.framework.reference.split(","):
+        framework = policy.framework
+        if framework is None or framework.reference is None:
+            raise SystemExit(f"policy {policy.name} names no control (framework.reference)")
+        for control in framework.reference.split(","):
             enforcing.setdefault(control.strip(), []).append(f"`{policy.name}`")
     rows = [BEGIN, "| control | how | built by | enforced by (policy) | proved by (tests) |", "|---|---|---|---|---|"]
     for c in catalog["controls"]:
@@ -61,7 +66,7 @@ def render_table(catalog: dict) -> str:
     return "\n".join([*rows, END])
 
 
-def render_readme(text: str, catalog: dict) -> str:
+def render_readme(text: str, catalog: Mapping[str, Any]) -> str:
     pattern = re.compile(re.escape(BEGIN) + ".*?" + re.escape(END), re.S)
     if not pattern.search(text):
         raise SystemExit(f"README.md has no {BEGIN!r} marker")
