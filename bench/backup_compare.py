@@ -213,7 +213,8 @@ def main() -> int:
         header = ("tool", "full backup", "stored", f"after {args.change:.0%} change", "added", "restore latest",
                   "restored = source")
         table = [header] + [(r.tool, f"{r.full_s:.1f} s", f"{r.full_bytes / 2**20:.1f} MiB", f"{r.incr_s:.1f} s",
-                             f"{r.incr_bytes / 2**20:.1f} MiB", f"{r.restore_s:.1f} s", "yes" if r.restored_ok else "NO")
+                             f"{r.incr_bytes / 2**20:.1f} MiB", f"{r.restore_s:.1f} s",
+                             "yes" if r.restored_ok else "NO")
                             for r in rows]
         widths = [max(len(row[i]) for row in table) for i in range(len(header))]
         for i, row in enumerate(table):

@@ -71,7 +71,10 @@ def main() -> int:
         if proc.returncode == 2 or not os.path.exists(verdict) or proc.stderr:
             # --quiet: what preflight says on stderr is an error or a warning (e.g. "fast path off").
             print(proc.stderr[-3000:], file=sys.stderr)
-        stacks = json.load(open(verdict))["stacks"] if os.path.exists(verdict) else []
+        stacks = []
+        if os.path.exists(verdict):
+            with open(verdict) as f:
+                stacks = json.load(f)["stacks"]
         errors = sum(1 for s in stacks if s["error"])
         resources = sum(s["resources"] for s in stacks)
         print(f"program: {program}" + (f", --jobs {args.jobs}" if args.jobs else "")

@@ -14,7 +14,6 @@ import sys
 import tempfile
 import time
 import traceback
-
 from concurrent.futures import ThreadPoolExecutor
 
 import grpc
@@ -24,9 +23,9 @@ from .analyzer import PolicyPackProcess, parse_policy_config
 from .compliance import write_report
 from .program_imports import program_bytecode_cache
 from .project import discover_stacks
+from .report import StackResult, dump, exit_code, policies_json, resources_json, verdict_json, write_text
 from .runner import Runner
 from .sdk_patches import fast_path_problem
-from .report import StackResult, dump, exit_code, policies_json, resources_json, verdict_json, write_text
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

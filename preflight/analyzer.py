@@ -19,11 +19,10 @@ import tempfile
 import time
 from concurrent import futures
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 import grpc
 from google.protobuf import empty_pb2, json_format, struct_pb2
-
 from pulumi.runtime._grpc_settings import _GRPC_CHANNEL_OPTIONS
 from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc, engine_pb2, engine_pb2_grpc
 
@@ -145,7 +144,7 @@ _JSON_TYPES = {
 }
 
 
-def _schema_problem(value: Any, schema: dict) -> Optional[str]:
+def _schema_problem(value: Any, schema: dict) -> str | None:
     """What is wrong with a config value under a (small subset of) JSON schema, or None."""
     expected = schema.get("type")
     if expected in _JSON_TYPES:
@@ -181,15 +180,15 @@ class PolicyPackProcess:
         """Whether the pack is offered the fast path (``FAST_PATH_ENV``)."""
         if not os.path.isdir(self.pack_dir):
             raise PreflightError(f"policy pack {self.pack_dir}: not a directory")
-        self.proc: Optional[subprocess.Popen] = None
+        self.proc: subprocess.Popen | None = None
         self.exited_early = False
         """True when the pack process ended before we stopped it (it crashed)."""
         self.engine = _Engine()
-        self._engine_server: Optional[grpc.Server] = None
-        self._stderr = tempfile.TemporaryFile()
-        self.channel: Optional[grpc.Channel] = None
-        self.stub: Optional[analyzer_pb2_grpc.AnalyzerStub] = None
-        self.info: Optional[analyzer_pb2.AnalyzerInfo] = None
+        self._engine_server: grpc.Server | None = None
+        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 - the pack's stderr while it lives; closed in stop()
+        self.channel: grpc.Channel | None = None
+        self.stub: analyzer_pb2_grpc.AnalyzerStub | None = None
+        self.info: analyzer_pb2.AnalyzerInfo | None = None
         self.policies: list[PolicyInfo] = []
         self._controls: dict[str, list[str]] = {}
         self.startup_notes: list[str] = []
@@ -197,7 +196,7 @@ class PolicyPackProcess:
 
     # -- lifecycle ---------------------------------------------------------
 
-    def __enter__(self) -> "PolicyPackProcess":
+    def __enter__(self) -> PolicyPackProcess:
         try:
             self.launch()
         except BaseException:
@@ -434,7 +433,7 @@ class PolicyPackProcess:
             stack_resources.append(item)
         return per_resource, analyzer_pb2.AnalyzeStackRequest(resources=stack_resources)
 
-    def analyze_stack(self, resources: list[ResourceRecord]) -> "Analysis":
+    def analyze_stack(self, resources: list[ResourceRecord]) -> Analysis:
         """Analyze every resource, then the stack as a whole, as a preview does.
 
         The per-resource calls are pipelined (sent without waiting for the
@@ -448,7 +447,7 @@ class PolicyPackProcess:
         # not declare itself not applicable to ("" stands for the stack).
         judged: dict[str, list[str]] = {p.name: [] for p in self.policies}
         resource_policies = [p.name for p in self.policies if p.kind == "resource"]
-        for record, future in zip(resources, pending):
+        for record, future in zip(resources, pending, strict=False):
             response = future.result()
             violations.extend(self._violations(response, record.urn))
             skipped = {n.policy_name for n in response.not_applicable}

@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 import re
 from collections import OrderedDict
-from typing import Iterable
+from collections.abc import Iterable
 
 from .analyzer import PolicyInfo, Violation
 from .report import StackResult, _urn_parts, insecure_connections
@@ -67,7 +67,7 @@ def _short(names: list[str]) -> str:
 
 def control_rows(result: StackResult, policies: list[PolicyInfo]) -> list[dict]:
     """One row per control the pack knows: status, policies, resources."""
-    by_control: "OrderedDict[str, list[PolicyInfo]]" = OrderedDict()
+    by_control: OrderedDict[str, list[PolicyInfo]] = OrderedDict()
     for policy in policies:
         if policy.enforcement == "disabled":
             continue
@@ -103,7 +103,8 @@ def control_rows(result: StackResult, policies: list[PolicyInfo]) -> list[dict]:
 def _stack_section(result: StackResult, policies: list[PolicyInfo], titles: dict[str, str]) -> list[str]:
     lines = []
     if result.error:
-        return [f"## `{result.stack}`: error", "", f"The program did not run, so nothing was judged: {result.error}", ""]
+        return [f"## `{result.stack}`: error", "",
+                f"The program did not run, so nothing was judged: {result.error}", ""]
     rows = control_rows(result, policies)
     mandatory = sum(1 for v in result.violations if v.enforcement == "mandatory")
     advisory = len(result.violations) - mandatory

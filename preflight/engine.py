@@ -17,7 +17,6 @@ import sys
 import time
 import traceback
 from dataclasses import dataclass
-from typing import Optional
 
 import pulumi
 from pulumi.runtime import settings as pulumi_settings
@@ -30,14 +29,15 @@ from .recording import CapturingEngine, RecordingMonitor, ResourceRecord
 from .sdk_patches import InlineExecutor, fast_path_problem, patched_sdk
 from .wire import UNKNOWN  # noqa: F401 - imported from here by tests/policy/test_servicer.py
 
+
 @dataclass
 class StackRun:
     """Outcome of running one stack of a program."""
 
     config: StackConfig
     resources: list[ResourceRecord]
-    error: Optional[str] = None
-    traceback: Optional[str] = None
+    error: str | None = None
+    traceback: str | None = None
     output: str = ""
     """What the program printed, plus what it logged through pulumi.log."""
     elapsed_ms: float = 0.0

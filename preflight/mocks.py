@@ -115,7 +115,8 @@ def computed_outputs(type_: str, name: str, urn: str, inputs: dict, region: str)
             )
             rid = str(int(digest(urn)[:16], 16))
         elif kind == "CertRequest":
-            out["certRequestPem"] = "-----BEGIN CERTIFICATE REQUEST-----\nPREFLIGHT\n-----END CERTIFICATE REQUEST-----\n"
+            out["certRequestPem"] = ("-----BEGIN CERTIFICATE REQUEST-----\nPREFLIGHT\n"
+                                     "-----END CERTIFICATE REQUEST-----\n")
     elif pkg == "docker":
         rid = digest(urn)
     return rid, out
@@ -129,7 +130,8 @@ _INVOKE_RESULTS = {
         "id": "123456789012",
     },
     "aws:index/getRegion:getRegion": lambda region: {"name": region, "region": region, "id": region},
-    "aws:index/getPartition:getPartition": lambda region: {"partition": "aws", "dnsSuffix": "amazonaws.com", "id": "aws"},
+    "aws:index/getPartition:getPartition": lambda region: {"partition": "aws", "dnsSuffix": "amazonaws.com",
+                                                           "id": "aws"},
 }
 
 

@@ -14,7 +14,7 @@ import functools
 import importlib.machinery
 import os
 import sys
-from typing import Any, Optional
+from typing import Any
 
 _PROTECTED_ROOTS = (os.path.dirname(os.path.abspath(__file__)),)
 
@@ -26,7 +26,7 @@ class _CachedSourceLoader(importlib.machinery.SourceFileLoader):
     ``__pycache__`` their installer wrote (a global ``sys.pycache_prefix``
     would ignore those and recompile every package the program imports)."""
 
-    cache_dir: Optional[str] = None
+    cache_dir: str | None = None
     # (source path, mtime, size) -> code object. Every stack imports the
     # program afresh, but a module's code is the same while its source is:
     # the module body still runs anew each time, only reading and
@@ -131,7 +131,7 @@ def purge_program_modules(program_dir: str) -> dict:
     return purged
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _purgeable(path: str, root: str) -> bool:
     # Cached: the same few thousand module paths are asked about before and
     # after every stack, and for an absolute path the answer depends on the

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from dataclasses import dataclass, field
-
-import functools
 
 import yaml
 

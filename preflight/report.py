@@ -7,7 +7,7 @@ import os
 import re
 import sys
 from dataclasses import dataclass, field
-from typing import Optional, TextIO
+from typing import TextIO
 
 from . import MASK
 from .analyzer import PolicyInfo, Violation
@@ -22,7 +22,7 @@ class StackResult:
     stack: str
     resources: list[ResourceRecord] = field(default_factory=list)
     violations: list[Violation] = field(default_factory=list)
-    error: Optional[str] = None
+    error: str | None = None
     elapsed_ms: float = 0.0
     judged: dict[str, list[str]] = field(default_factory=dict)
     """Policy name -> URNs it judged (see analyzer.Analysis)."""

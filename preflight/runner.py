@@ -7,14 +7,12 @@ import multiprocessing
 import os
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from typing import Optional
 
 from . import PreflightError
 from .engine import StackRun, run_stack
 from .project import StackConfig, load_stack
 
-
-_FROZEN_IN: Optional[int] = None
+_FROZEN_IN: int | None = None
 
 
 def _freeze_imports_once() -> None:
@@ -26,14 +24,14 @@ def _freeze_imports_once() -> None:
     permanent generation; what a stack makes afterwards is collected as usual.
     """
     global _FROZEN_IN
-    if _FROZEN_IN != os.getpid():
+    if os.getpid() != _FROZEN_IN:
         _FROZEN_IN = os.getpid()
         gc.collect()
         gc.freeze()
 
 
 def run_planned(program: str, stack: str, fast: bool = True
-                ) -> tuple[Optional[StackConfig], Optional[StackRun], Optional[str]]:
+                ) -> tuple[StackConfig | None, StackRun | None, str | None]:
     """Load and run one stack: (config, run, None), or (None, None, error) when the stack files are bad."""
     try:
         cfg = load_stack(program, stack)
@@ -49,7 +47,7 @@ def _isolated_child(conn, program: str, stack: str, fast: bool) -> None:
     conn.close()
 
 
-def _run_isolated(program: str, stack: str, fast: bool) -> tuple[Optional[StackConfig], Optional[StackRun], Optional[str]]:
+def _run_isolated(program: str, stack: str, fast: bool) -> tuple[StackConfig | None, StackRun | None, str | None]:
     """Run one stack in a freshly spawned process (not forked: this process may hold gRPC threads)."""
     ctx = multiprocessing.get_context("spawn")
     receiver, sender = ctx.Pipe(duplex=False)
@@ -80,7 +78,7 @@ class Runner:
     def __init__(self, plan: list[tuple[str, str]], jobs: int, fast: bool = True) -> None:
         self.plan = plan
         self.fast = fast
-        self.pool: Optional[ProcessPoolExecutor] = None
+        self.pool: ProcessPoolExecutor | None = None
         self.futures: list[Future] = []
         if jobs > 1 and len(plan) > 1:
             self.pool = ProcessPoolExecutor(max_workers=min(jobs, len(plan)),

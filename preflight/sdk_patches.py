@@ -24,18 +24,20 @@ import importlib.metadata
 import inspect
 import sys
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, Optional
+from typing import Any
 
 import pulumi
-from pulumi import _types as pulumi_types, log as pulumi_log, output as pulumi_output
-from pulumi.runtime import resource as pulumi_resource_runtime, rpc as pulumi_rpc
+from pulumi import _types as pulumi_types
+from pulumi import log as pulumi_log
+from pulumi import output as pulumi_output
+from pulumi.runtime import resource as pulumi_resource_runtime
+from pulumi.runtime import rpc as pulumi_rpc
 from pulumi.runtime import stack as pulumi_stack
 from pulumi.runtime.proto import source_pb2
-from pulumi.runtime.rpc_manager import RPCManager
 
 CHECKED_AGAINST = {"pulumi": "3.272.0", "python": "3.11"}
-"""The versions the replacements were checked against (pulumi as pinned in requirements.lock: a
-test fails when the lock moves on without this). Python's for the dataclasses ``exec``."""
+"""The versions the replacements were checked against: pulumi as pinned in requirements.lock (a
+test fails when the lock moves on without this), Python because of the dataclasses ``exec``."""
 
 COPIED_FROM = (
     # What the two modified copies below repeat or rely on: its name, how to find it, and the
@@ -49,12 +51,17 @@ COPIED_FROM = (
 
 def installed_versions() -> dict[str, str]:
     """The versions ``CHECKED_AGAINST`` names, as installed here."""
-    return {"pulumi": importlib.metadata.version("pulumi"), "python": "%d.%d" % sys.version_info[:2]}
+    return {"pulumi": importlib.metadata.version("pulumi"), "python": "{}.{}".format(*sys.version_info[:2])}
 
 
 def _missing_internals() -> list[str]:
     """The SDK internals the replacements read or replace that this SDK does not have."""
-    rpc_manager = RPCManager()
+    try:
+        from pulumi.runtime.rpc_manager import RPCManager
+
+        rpc_manager: Any = RPCManager()
+    except (ImportError, TypeError):
+        rpc_manager = None
     wanted = [
         (pulumi_stack, ("_get_rpc_manager", "SETTINGS", "wait_for_rpcs")),
         (type(pulumi_stack.SETTINGS) if hasattr(pulumi_stack, "SETTINGS") else None, ("lock", "outputs")),
@@ -69,10 +76,10 @@ def _missing_internals() -> list[str]:
     missing = [name for owner, names in wanted for name in names if owner is None or not hasattr(owner, name)]
     if hasattr(dataclasses, "exec"):  # its own: the replacement would shadow it
         missing.append("dataclasses without an exec of its own")
-    fields = getattr(pulumi_output, "_OutputData", None)
-    if fields is not None and [f.name for f in dataclasses.fields(fields)] != ["resources", "value", "is_known",
-                                                                                "is_secret"]:
-        missing.append("_OutputData(resources, value, is_known, is_secret)")
+    output_data = getattr(pulumi_output, "_OutputData", None)
+    wanted_fields = ["resources", "value", "is_known", "is_secret"]
+    if output_data is not None and list(getattr(output_data, "__dataclass_fields__", {})) != wanted_fields:
+        missing.append("_OutputData(" + ", ".join(wanted_fields) + ")")
     return missing
 
 
@@ -83,8 +90,8 @@ def _source_digest(get) -> str:
         return "(not found)"
 
 
-@functools.lru_cache(maxsize=None)
-def fast_path_problem() -> Optional[str]:
+@functools.cache
+def fast_path_problem() -> str | None:
     """Why preflight must run the SDK as published here, or None when the replacements apply.
 
     Checked once per process (a few milliseconds, before workers are forked)."""
@@ -100,6 +107,7 @@ def fast_path_problem() -> Optional[str]:
     if drifted:
         return "the installed pulumi's " + ", ".join(drifted) + " differ from what the fast path copies"
     return None
+
 
 _COMPILED: dict[str, Any] = {}
 _ABSENT = object()
@@ -227,7 +235,7 @@ async def _wait_for_rpcs(await_all_outstanding_tasks: bool = True) -> None:
 
 
 def _resolve_output(resource, data: asyncio.Future, value: Any, is_known: bool, is_secret: bool,
-                    deps: Optional[set], failed: Optional[Exception]) -> None:
+                    deps: set | None, failed: Exception | None) -> None:
     if failed is not None:
         data.set_exception(failed)
         return

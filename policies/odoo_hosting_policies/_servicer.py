@@ -37,8 +37,9 @@ import asyncio
 import importlib.metadata
 import os
 import sys
+from collections.abc import Callable, Mapping
 from inspect import isawaitable
-from typing import Any, Callable, Dict, List, Mapping, Optional, TextIO
+from typing import Any, TextIO
 
 from pulumi.runtime.proto import analyzer_pb2 as proto
 from pulumi_policy import policy as _lib
@@ -152,7 +153,7 @@ class FastAnalyzerServicer(_lib._PolicyAnalyzerServicer):
         except _lib._NotApplicableError as e:
             response.not_applicable.append(proto.PolicyNotApplicable(policy_name=policy.name, reason=e.reason or ""))
 
-    def _get_provider_resource(self, request) -> Optional[PolicyProviderResource]:
+    def _get_provider_resource(self, request) -> PolicyProviderResource | None:
         if not request.HasField("provider"):
             return None
         prov = request.provider
@@ -210,12 +211,12 @@ class FastAnalyzerServicer(_lib._PolicyAnalyzerServicer):
             self._run(policy, args, report_violation, response)
         return response
 
-    def _stack_resources(self, request) -> List[PolicyResource]:
+    def _stack_resources(self, request) -> list[PolicyResource]:
         """Every resource of the request, linked to its parent and dependencies (as the library does)."""
-        resources: List[PolicyResource] = []
+        resources: list[PolicyResource] = []
         links = []
-        by_urn: Dict[str, PolicyResource] = {}
-        providers: Dict[str, tuple] = {}  # provider URN -> (its message, converted); most resources share one
+        by_urn: dict[str, PolicyResource] = {}
+        providers: dict[str, tuple] = {}  # provider URN -> (its message, converted); most resources share one
         for r in request.resources:
             provider = None
             if r.HasField("provider"):
@@ -243,7 +244,7 @@ class FastAnalyzerServicer(_lib._PolicyAnalyzerServicer):
     def AnalyzeStack(self, request, _context):  # noqa: N802 - gRPC method name
         self._configure_runtime_settings()
         response = proto.AnalyzeResponse()
-        resources: Optional[List[PolicyResource]] = None
+        resources: list[PolicyResource] | None = None
         stack_tags = self._PolicyAnalyzerServicer__stack_tags  # type: ignore[attr-defined]
         for policy in self._PolicyAnalyzerServicer__policies:  # type: ignore[attr-defined]
             enforcement_level = self._get_enforcement_level(policy)
@@ -261,7 +262,7 @@ class FastAnalyzerServicer(_lib._PolicyAnalyzerServicer):
         return response
 
 
-def _missing_private_names() -> List[str]:
+def _missing_private_names() -> list[str]:
     library = getattr(_lib, "_PolicyAnalyzerServicer", None)
     missing = [name for name in _PRIVATE_NAMES["module"] if not hasattr(_lib, name)]
     if library is not None:
@@ -271,7 +272,7 @@ def _missing_private_names() -> List[str]:
     return missing
 
 
-def fast_servicer_enabled(environ: Mapping[str, str] = os.environ, stderr: Optional[TextIO] = None) -> bool:
+def fast_servicer_enabled(environ: Mapping[str, str] = os.environ, stderr: TextIO | None = None) -> bool:
     """Whether the pack may serve with :class:`FastAnalyzerServicer`: preflight asked for it, and
     the installed pulumi_policy is the one it was checked against (if not, says so on ``stderr``)."""
     if environ.get(FAST_PATH_ENV) != "1":
@@ -283,7 +284,8 @@ def fast_servicer_enabled(environ: Mapping[str, str] = os.environ, stderr: Optio
         missing = _missing_private_names()
         problem = f"pulumi_policy lacks {', '.join(missing)}" if missing else ""
     if problem:
-        (stderr or sys.stderr).write(f"odoo-hosting pack: fast servicer off, serving with pulumi_policy's own: {problem}\n")
+        (stderr or sys.stderr).write(
+            f"odoo-hosting pack: fast servicer off, serving with pulumi_policy's own: {problem}\n")
         return False
     return True
 

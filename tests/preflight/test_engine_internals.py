@@ -8,11 +8,11 @@ import os
 import sys
 from pathlib import Path
 
+import pulumi.runtime.rpc
 import pytest
 from google.protobuf import json_format, struct_pb2
-
-import pulumi.runtime.rpc
 from pulumi.runtime import settings as pulumi_settings
+
 from preflight import engine, program_imports, sdk_patches, wire
 from preflight.project import load_stack
 
@@ -154,6 +154,7 @@ def test_program_modules_run_afresh_each_stack_and_edits_between_stacks_are_seen
 
 def test_sdk_patches_are_undone_after_a_run():
     import dataclasses
+
     import pulumi.log
     from pulumi import _types
     debug, unwrap_type = pulumi.log.debug, _types.unwrap_type
@@ -164,7 +165,8 @@ def test_sdk_patches_are_undone_after_a_run():
 
 
 def test_memoized_unwrap_type_answers_as_the_sdk_does():
-    from typing import Mapping, Optional, Sequence
+    from collections.abc import Mapping, Sequence
+    from typing import Optional
 
     import pulumi
     import pulumi_hcloud
@@ -173,15 +175,16 @@ def test_memoized_unwrap_type_answers_as_the_sdk_does():
     sdk = _types.unwrap_type
     memo = sdk_patches._memoized(sdk)
     hints = [
-        str, Optional[str], pulumi.Output[str], pulumi.Input[str], Optional[pulumi.Input[str]],
-        pulumi.Input[Sequence[pulumi.Input[str]]], Optional[pulumi.Input[Mapping[str, pulumi.Input[str]]]],
+        # typing.Optional on purpose: the hints the provider SDKs declare.
+        str, Optional[str], pulumi.Output[str], pulumi.Input[str], Optional[pulumi.Input[str]],  # noqa: UP045
+        pulumi.Input[Sequence[pulumi.Input[str]]], Optional[pulumi.Input[Mapping[str, pulumi.Input[str]]]],  # noqa: UP045
         pulumi.Input["pulumi_hcloud.FirewallRuleArgs"], pulumi.Input[pulumi_hcloud.FirewallRuleArgs],
         pulumi.InputType[pulumi_hcloud.FirewallRuleArgs],
         [str],  # unhashable: answered without the memo
     ]
     for _ in range(2):  # the second round is answered from the memo
         assert [memo(h) for h in hints] == [sdk(h) for h in hints]
-    assert memo(pulumi.Output[str]) is str and memo(Optional[str]) is str
+    assert memo(pulumi.Output[str]) is str and memo(Optional[str]) is str  # noqa: UP045
 
 
 def test_monitor_calls_run_inline_on_the_loop_thread():

@@ -21,10 +21,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pulumi.runtime.stack as pulumi_stack
 import pytest
 import yaml
 
-import pulumi.runtime.stack as pulumi_stack
 import preflight.__main__ as cli
 from preflight import engine, sdk_patches
 from preflight.analyzer import FAST_PATH_ENV, PolicyPackProcess
@@ -75,7 +75,7 @@ def _canonical(verdict: dict, resources: dict) -> dict:
     which resources register (and so are analyzed and reported) varies from run
     to run, with or without the fast path; what is registered and judged does not."""
     out = {}
-    for stack, registered in zip(verdict["stacks"], resources["stacks"]):
+    for stack, registered in zip(verdict["stacks"], resources["stacks"], strict=False):
         assert stack["stack"] == registered["stack"]
         out[(stack["program"], stack["stack"])] = {
             "error": stack["error"],
@@ -135,7 +135,7 @@ def test_the_pack_judges_alike_with_its_fast_servicer_and_with_pulumi_policy_as_
                 pack.configure_stack(cfg.project, cfg.stack, cfg.config, cfg.secret_keys)
                 analyses[fast].append((cfg.program_dir, cfg.stack, pack.analyze_stack(resources)))
     assert len(recorded) >= 18
-    for fast, stock in zip(analyses[True], analyses[False]):
+    for fast, stock in zip(analyses[True], analyses[False], strict=False):
         assert fast == stock, fast[:2]
     assert any(a.violations for _, _, a in analyses[False])
 
@@ -187,7 +187,7 @@ def test_the_checked_versions_are_the_locked_ones():
     pins = dict(re.findall(r"^([A-Za-z0-9_.-]+)==(\S+)", lock, re.M))
     assert sdk_patches.CHECKED_AGAINST["pulumi"] == pins["pulumi"], "re-check preflight/sdk_patches.py"
     assert re.search(r"with Python (\d+\.\d+)", lock).group(1) == sdk_patches.CHECKED_AGAINST["python"]
-    assert _servicer.CHECKED_AGAINST == pins["pulumi-policy"], "re-check odoo_hosting_policies/_servicer.py"
+    assert pins["pulumi-policy"] == _servicer.CHECKED_AGAINST, "re-check odoo_hosting_policies/_servicer.py"
     assert _servicer.FAST_PATH_ENV == FAST_PATH_ENV
     # Installed from the lock: the tests here run (and compare) the fast path itself.
     assert sdk_patches.fast_path_problem() is None

@@ -49,7 +49,7 @@ def _stack(doc, program_suffix, stack):
 
 def _resources(resources_doc, stack, program_suffix="prog_main", verdict_doc=None):
     # The resources document lists stacks in the verdict's order; the verdict names the program.
-    for entry, verdict_entry in zip(resources_doc["stacks"], verdict_doc["stacks"]):
+    for entry, verdict_entry in zip(resources_doc["stacks"], verdict_doc["stacks"], strict=False):
         if entry["stack"] == stack and verdict_entry["program"].endswith(program_suffix):
             return entry["resources"]
     raise AssertionError(f"no stack {stack} of {program_suffix}")
