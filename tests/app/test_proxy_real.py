@@ -171,9 +171,10 @@ class Stack:
         self.trusted = ssl.create_default_context(cafile=str(tmp / "pebble-roots.pem"))
 
     def _start(self, log: Path, argv: list[str], env=None) -> None:
-        handle = open(log, "wb")
-        self.procs.append(subprocess.Popen(argv, stdout=handle, stderr=subprocess.STDOUT, env=env,
-                                           cwd=self.tmp, start_new_session=True))
+        # The child writes to its own copy of the descriptor: ours is closed once it has started.
+        with open(log, "wb") as handle:
+            self.procs.append(subprocess.Popen(argv, stdout=handle, stderr=subprocess.STDOUT, env=env,
+                                               cwd=self.tmp, start_new_session=True))
 
     def _get_root(self, listener: ssl.SSLContext) -> bool:
         conn = http.client.HTTPSConnection("127.0.0.1", self.mgmt_port, context=listener, timeout=2)
@@ -402,10 +403,10 @@ def test_vpn_only_site_serves_the_origin_certificate_and_redirects(tmp_path):
                      certificate=(str(cert), str(key)), http_port=http_port, https_port=https_port,
                      bind="127.0.0.1", storage_dir=str(tmp_path / "data"), upstream_http_port=web_port)
     (tmp_path / "Caddyfile").write_text(render_caddyfile(site))
-    log = open(tmp_path / "caddy.log", "wb")
-    proc = subprocess.Popen([caddy, "run", "--config", str(tmp_path / "Caddyfile"), "--adapter", "caddyfile"],
-                            stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path, start_new_session=True,
-                            env={**os.environ, "HOME": str(tmp_path), "XDG_DATA_HOME": str(tmp_path / "data")})
+    with open(tmp_path / "caddy.log", "wb") as log:
+        proc = subprocess.Popen([caddy, "run", "--config", str(tmp_path / "Caddyfile"), "--adapter", "caddyfile"],
+                                stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path, start_new_session=True,
+                                env={**os.environ, "HOME": str(tmp_path), "XDG_DATA_HOME": str(tmp_path / "data")})
     try:
         trusted = ssl.create_default_context(cafile=str(ca))
 

@@ -7,6 +7,7 @@ machine and fails under CI=true (``tests.conftest.require_tool``).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pwd
@@ -263,24 +264,18 @@ class CutProxy:
             pass
         finally:
             for s in (source, sink):
-                try:
+                with contextlib.suppress(OSError):
                     s.close()
-                except OSError:
-                    pass
 
     def cut(self) -> None:
         """S3 goes away: open connections drop, new ones are refused."""
         self.down.set()
         self.cut_happened.set()
         for s in list(self._sockets):
-            try:
+            with contextlib.suppress(OSError):
                 s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-        try:
+        with contextlib.suppress(OSError):
             self.server.close()
-        except OSError:
-            pass
 
 
 def write_json(path: Path, data: dict) -> Path:

@@ -8,6 +8,7 @@ recorder) are swapped for test doubles.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -243,10 +244,8 @@ def test_an_s3_outage_mid_run_leaves_the_repository_consistent_and_reaches_the_f
     # (the whole process group, like a unit's cgroup: restic's own cleanup would retry for minutes).
     os.killpg(proc.pid, signal.SIGTERM)
     time.sleep(3)
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
     proc.wait(10)
     assert proc.returncode != 0
     # ...then it starts the OnFailure= unit, which reports to the incident channel.

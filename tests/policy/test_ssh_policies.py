@@ -23,7 +23,7 @@ def sshd_violations(user_data):
 
 
 def without(line_start: str, text: str = HARDENING_DROP_IN) -> str:
-    return "".join(l + "\n" for l in text.splitlines() if not l.startswith(line_start))
+    return "".join(line + "\n" for line in text.splitlines() if not line.startswith(line_start))
 
 
 # --- sshKeys -------------------------------------------------------------------

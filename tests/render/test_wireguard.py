@@ -22,7 +22,7 @@ def test_peers(settings):
     text = render_wireguard_config(settings)
     peers = text.split("[Peer]")[1:]
     assert len(peers) == len(settings.vpn.peers)
-    for block, peer in zip(peers, settings.vpn.peers):
+    for block, peer in zip(peers, settings.vpn.peers, strict=True):
         assert f"PublicKey = {peer.public_key}" in block
         assert f"AllowedIPs = {peer.address}/32" in block
 

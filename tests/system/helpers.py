@@ -172,7 +172,7 @@ class Namespaces:
         Its stdout+stderr go to a pipe, or to the file ``output`` for chatty daemons
         (a full pipe would block them)."""
         argv = [self.ip, "netns", "exec", ns, *cmd] if ns else list(cmd)
-        sink = open(output, "w") if output else subprocess.PIPE
+        sink = open(output, "w") if output else subprocess.PIPE  # noqa: SIM115  (closed below, once Popen has it)
         kwargs.setdefault("stdout", sink)
         kwargs.setdefault("stderr", subprocess.STDOUT)
         kwargs.setdefault("text", True)

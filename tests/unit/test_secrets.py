@@ -113,7 +113,7 @@ def test_restic_passwords_are_distinct_per_client(pulumi_run):
     values = []
     for stack in EXAMPLE_STACKS:
         settings = example_settings(stack)
-        program = pulumi_run(lambda: ClientStack(settings.client_id, ClientStackArgs(settings=settings)), stack=stack)
+        program = pulumi_run(lambda s=settings: ClientStack(s.client_id, ClientStackArgs(settings=s)), stack=stack)
         values += [r.outputs["result"] for r in program.of_type("random:index/randomPassword:RandomPassword")
                    if "restic-password" in r.name]
     assert len(values) == 4 and len(set(values)) == 4
