@@ -54,9 +54,12 @@ def _describe_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-
 def _thread_loop_state() -> tuple:
-    """This thread's event loop as the policy holds it (loop, whether one was set), without creating one."""
+    """This thread's event loop as the policy holds it (loop, whether one was set), without creating one.
+
+    Reads asyncio's private ``_local`` (there is no public way to ask without
+    creating a loop), on either path; where it is missing, the caller's
+    thread is left without a current loop rather than with this run's closed one."""
     local = getattr(asyncio.get_event_loop_policy(), "_local", None)
     return getattr(local, "_loop", None), getattr(local, "_set_called", False)
 
