@@ -2,11 +2,8 @@
 """@SCRIPT_PATH@ [--path KIND] NAME: print a secret of this host from Vault.
 @SCRIPT_PATH@ --bundle: install the host bundle that boot.json pins.
 
-Managed by odoo-hosting (SEC-01, SEC-02). Coordinates: @BOOT_CONFIG_PATH@
-(or $ODOO_HOSTING_BOOT_CONFIG). Logs in with a single-use wrapped AppRole
-secret-id (minted via the bootstrap role, or delivered); caches the token on
-tmpfs. A bundle whose SHA-256 is not the pin is refused and reported.
-Errors never include a secret.
+Managed by odoo-hosting (SEC-01, SEC-02; README: secret-zero, host bundle).
+Reads @BOOT_CONFIG_PATH@ (or $ODOO_HOSTING_BOOT_CONFIG). Never prints a secret.
 """
 
 import fcntl
