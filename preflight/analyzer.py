@@ -21,8 +21,8 @@ from concurrent import futures
 from dataclasses import dataclass, field
 from typing import Any
 
-import grpc
-from google.protobuf import empty_pb2, json_format, struct_pb2
+import grpc  # type: ignore[import-untyped]
+from google.protobuf import empty_pb2, json_format, struct_pb2  # type: ignore[import-untyped]
 from pulumi.runtime._grpc_settings import _GRPC_CHANNEL_OPTIONS
 from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc, engine_pb2, engine_pb2_grpc
 
@@ -55,7 +55,7 @@ class PolicyInfo:
     """The framework's text for the controls ("ACC-01: ... ACC-02: ...")."""
     kind: str = "resource"
     """"resource" or "stack"."""
-    config_schema: dict = field(default_factory=dict)
+    config_schema: dict[str, Any] = field(default_factory=dict)
     """JSON schema properties of the policy's config (name -> schema)."""
 
 
@@ -85,29 +85,29 @@ class _Engine(engine_pb2_grpc.EngineServicer):
 
     messages: list[str] = field(default_factory=list)
 
-    def Log(self, request, context):  # noqa: N802 - gRPC method name
+    def Log(self, request: Any, context: Any) -> Any:  # noqa: N802 - gRPC method name
         self.messages.append(request.message)
         return empty_pb2.Empty()
 
-    def GetRootResource(self, request, context):  # noqa: N802
+    def GetRootResource(self, request: Any, context: Any) -> Any:  # noqa: N802
         return engine_pb2.GetRootResourceResponse(urn="")
 
-    def SetRootResource(self, request, context):  # noqa: N802
+    def SetRootResource(self, request: Any, context: Any) -> Any:  # noqa: N802
         return engine_pb2.SetRootResourceResponse()
 
 
-def _struct(value: dict) -> struct_pb2.Struct:
+def _struct(value: dict[str, Any]) -> struct_pb2.Struct:
     s = struct_pb2.Struct()
     s.update(value)
     return s
 
 
-def parse_policy_config(data: Any, policies: list[PolicyInfo], source: str) -> dict[str, dict]:
+def parse_policy_config(data: Any, policies: list[PolicyInfo], source: str) -> dict[str, dict[str, Any]]:
     """Validate a `--policy-pack-config` style mapping; return name -> {enforcementLevel?, props...}."""
     if not isinstance(data, dict):
         raise PreflightError(f"{source}: expected a JSON object mapping policy names to settings")
     known = {p.name for p in policies}
-    result: dict[str, dict] = {}
+    result: dict[str, dict[str, Any]] = {}
     for key, value in data.items():
         if key != "all" and key not in known:
             raise PreflightError(f"{source}: unknown policy {key!r} (known: {', '.join(sorted(known))})")
@@ -144,7 +144,7 @@ _JSON_TYPES = {
 }
 
 
-def _schema_problem(value: Any, schema: dict) -> str | None:
+def _schema_problem(value: Any, schema: dict[str, Any]) -> str | None:
     """What is wrong with a config value under a (small subset of) JSON schema, or None."""
     expected = schema.get("type")
     if expected in _JSON_TYPES:
@@ -180,7 +180,7 @@ class PolicyPackProcess:
         """Whether the pack is offered the fast path (``FAST_PATH_ENV``)."""
         if not os.path.isdir(self.pack_dir):
             raise PreflightError(f"policy pack {self.pack_dir}: not a directory")
-        self.proc: subprocess.Popen | None = None
+        self.proc: subprocess.Popen[bytes] | None = None
         self.exited_early = False
         """True when the pack process ended before we stopped it (it crashed)."""
         self.engine = _Engine()
@@ -204,7 +204,7 @@ class PolicyPackProcess:
             raise
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.stop()
 
     def _stderr_text(self) -> str:
@@ -339,11 +339,11 @@ class PolicyPackProcess:
 
     # -- protocol ----------------------------------------------------------
 
-    def configure(self, overrides: dict[str, dict]) -> None:
+    def configure(self, overrides: dict[str, dict[str, Any]]) -> None:
         """Send the policy config: initial config of the pack, then the user's overrides."""
         assert self.stub is not None and self.info is not None
         levels = {p.name: ENFORCEMENT_VALUES[p.enforcement] for p in self.policies}
-        props: dict[str, dict] = {p.name: {} for p in self.policies}
+        props: dict[str, dict[str, Any]] = {p.name: {} for p in self.policies}
         for name, cfg in self.info.initialConfig.items():
             targets = list(levels) if name == "all" else [name] if name in levels else []
             for target in targets:
@@ -396,7 +396,7 @@ class PolicyPackProcess:
             opts.customTimeouts.delete = timeouts.get("delete", 0.0)
         return opts
 
-    def _provider(self, record: ResourceRecord, by_urn: dict[str, ResourceRecord]):
+    def _provider(self, record: ResourceRecord, by_urn: dict[str, ResourceRecord]) -> Any:
         provider = by_urn.get(record.provider_urn) if record.provider_urn else None
         if provider is None:
             return None
@@ -463,7 +463,7 @@ class PolicyPackProcess:
                 judged[policy.name].append("")
         return Analysis(violations=violations, judged=judged)
 
-    def _violations(self, response, default_urn: str) -> list[Violation]:
+    def _violations(self, response: Any, default_urn: str) -> list[Violation]:
         out = []
         for d in response.diagnostics:
             level = ENFORCEMENT_NAMES.get(d.enforcementLevel, "advisory")

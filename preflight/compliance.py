@@ -20,6 +20,7 @@ import os
 import re
 from collections import OrderedDict
 from collections.abc import Iterable
+from typing import Any
 
 from .analyzer import PolicyInfo, Violation
 from .report import StackResult, _urn_parts, insecure_connections
@@ -65,7 +66,7 @@ def _short(names: list[str]) -> str:
     return shown + (f" and {len(names) - _MAX_NAMES} more" if len(names) > _MAX_NAMES else "")
 
 
-def control_rows(result: StackResult, policies: list[PolicyInfo]) -> list[dict]:
+def control_rows(result: StackResult, policies: list[PolicyInfo]) -> list[dict[str, Any]]:
     """One row per control the pack knows: status, policies, resources."""
     by_control: OrderedDict[str, list[PolicyInfo]] = OrderedDict()
     for policy in policies:

@@ -17,6 +17,7 @@ import sys
 import time
 import traceback
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 from pulumi.runtime import settings as pulumi_settings
@@ -54,7 +55,7 @@ def _describe_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-def _thread_loop_state() -> tuple:
+def _thread_loop_state() -> tuple[Any, bool]:
     """This thread's event loop as the policy holds it (loop, whether one was set), without creating one.
 
     Reads asyncio's private ``_local`` (there is no public way to ask without
@@ -64,7 +65,7 @@ def _thread_loop_state() -> tuple:
     return getattr(local, "_loop", None), getattr(local, "_set_called", False)
 
 
-def _restore_thread_loop_state(state: tuple) -> None:
+def _restore_thread_loop_state(state: tuple[Any, bool]) -> None:
     """Give the caller's thread back the loop it had: a test or tool that runs a stack
     in-process and uses asyncio afterwards must not find "no current event loop"."""
     loop, set_called = state
@@ -72,6 +73,10 @@ def _restore_thread_loop_state(state: tuple) -> None:
     local = getattr(asyncio.get_event_loop_policy(), "_local", None)
     if local is not None and hasattr(local, "_set_called"):
         local._set_called = set_called
+
+
+def _run_main(path: str) -> None:
+    runpy.run_path(path, run_name="__main__")
 
 
 def run_stack(cfg: StackConfig, fast: bool = True) -> StackRun:
@@ -108,7 +113,7 @@ def run_stack(cfg: StackConfig, fast: bool = True) -> StackRun:
         # Errors of stray tasks are reported through run_in_stack; keep the loop quiet.
         loop.set_exception_handler(lambda _loop, _ctx: None)
         try:
-            loop.run_until_complete(run_in_stack(lambda: runpy.run_path(cfg.main, run_name="__main__")))
+            loop.run_until_complete(run_in_stack(lambda: _run_main(cfg.main)))
         finally:
             pending = asyncio.all_tasks(loop)
             for task in pending:

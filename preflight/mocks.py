@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from pulumi.runtime.mocks import MockCallArgs, Mocks
@@ -24,7 +25,8 @@ def placeholder(urn: str, prop: str, length: int = 0) -> str:
     return text
 
 
-def computed_outputs(type_: str, name: str, urn: str, inputs: dict, region: str) -> tuple[str, dict]:
+def computed_outputs(type_: str, name: str, urn: str, inputs: dict[str, Any], region: str
+                     ) -> tuple[str, dict[str, Any]]:
     """A plausible id and computed outputs for a resource of a well-known type.
 
     Deliberately small and generic: ids look like the provider's (numeric for
@@ -122,7 +124,7 @@ def computed_outputs(type_: str, name: str, urn: str, inputs: dict, region: str)
     return rid, out
 
 
-_INVOKE_RESULTS = {
+_INVOKE_RESULTS: dict[str, Callable[[str], dict[str, Any]]] = {
     "aws:index/getCallerIdentity:getCallerIdentity": lambda region: {
         "accountId": "123456789012",
         "arn": "arn:aws:iam::123456789012:user/preflight",
@@ -141,10 +143,10 @@ class InvokeMocks(Mocks):
     def __init__(self, region: str) -> None:
         self.region = region
 
-    def call(self, args: MockCallArgs):
+    def call(self, args: MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]]]:
         make = _INVOKE_RESULTS.get(args.token)
         return (make(self.region) if make else {}), []
 
-    def new_resource(self, args):  # only used for ReadResource (`.get()`)
+    def new_resource(self, args: Any) -> tuple[str, dict[str, Any]]:  # only used for ReadResource (`.get()`)
         return f"{args.name}-id", dict(args.inputs)
 

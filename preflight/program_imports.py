@@ -14,6 +14,7 @@ import functools
 import importlib.machinery
 import os
 import sys
+from collections.abc import Iterator
 from typing import Any
 
 _PROTECTED_ROOTS = (os.path.dirname(os.path.abspath(__file__)),)
@@ -32,9 +33,9 @@ class _CachedSourceLoader(importlib.machinery.SourceFileLoader):
     # the module body still runs anew each time, only reading and
     # unmarshalling the bytecode (a twentieth of a stack) is spared.
     # Code objects are immutable, so sharing them shares no state.
-    _code: dict[tuple, Any] = {}
+    _code: dict[tuple[str, float, int | None], Any] = {}
 
-    def get_code(self, fullname):
+    def get_code(self, fullname: str) -> Any:
         if self.cache_dir is None:
             return super().get_code(fullname)
         source_path = self.get_filename(fullname)
@@ -67,7 +68,7 @@ def _in_program(path: str) -> bool:
     return any(path == root or path.startswith(root + os.sep) for root in _PROGRAM_ROOTS)
 
 
-def _program_path_hook(path: str):
+def _program_path_hook(path: str) -> importlib.machinery.FileFinder:
     # Directories only: runpy asks the path hooks about the entry file too.
     if not _in_program(path) or not os.path.isdir(path):
         raise ImportError("not a program directory")
@@ -100,7 +101,7 @@ def add_program_root(program_dir: str) -> None:
 
 
 @contextlib.contextmanager
-def program_bytecode_cache(cache_dir: str):
+def program_bytecode_cache(cache_dir: str) -> Iterator[None]:
     """While active, program modules' bytecode is written to and read from ``cache_dir``."""
     sys.path_hooks.insert(0, _program_path_hook)
     _CachedSourceLoader.cache_dir = cache_dir
@@ -115,7 +116,7 @@ def program_bytecode_cache(cache_dir: str):
         _forget_program_finders()
 
 
-def purge_program_modules(program_dir: str) -> dict:
+def purge_program_modules(program_dir: str) -> dict[str, Any]:
     """Forget modules loaded from a program dir so the next run imports them afresh; return them.
 
     A component module that reads config at import time would otherwise keep the

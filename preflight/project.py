@@ -6,6 +6,7 @@ import functools
 import json
 import os
 from dataclasses import dataclass, field
+from typing import Any
 
 import yaml
 
@@ -29,7 +30,7 @@ class StackConfig:
     secret_keys: list[str] = field(default_factory=list)
 
 
-def _load_yaml(path: str) -> dict:
+def _load_yaml(path: str) -> dict[str, Any]:
     try:
         with open(path, encoding="utf-8") as f:
             data = yaml.load(f, Loader=_Loader)
@@ -52,7 +53,7 @@ def _qualify(key: str, project: str) -> str:
     return key if ":" in key else f"{project}:{key}"
 
 
-def _to_config_string(value) -> str:
+def _to_config_string(value: Any) -> str:
     """Encode a value the way the CLI hands config to a program."""
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -63,11 +64,11 @@ def _to_config_string(value) -> str:
     return str(value)
 
 
-def _is_secure(value) -> bool:
+def _is_secure(value: Any) -> bool:
     return isinstance(value, dict) and set(value) == {"secure"}
 
 
-def _mask_secure(value, key: str, path: str = "") -> tuple[object, bool]:
+def _mask_secure(value: Any, key: str, path: str = "") -> tuple[object, bool]:
     """Replace `{secure: ...}` values (also nested ones) by placeholders."""
     if _is_secure(value):
         return f"{SECRET_PLACEHOLDER}-{key}{path}", True
@@ -89,7 +90,7 @@ def _mask_secure(value, key: str, path: str = "") -> tuple[object, bool]:
     return value, False
 
 
-def project_info(program_dir: str) -> dict:
+def project_info(program_dir: str) -> dict[str, Any]:
     """The parsed `Pulumi.yaml` of a program directory (read once per run)."""
     return _project_info(os.path.abspath(program_dir), _mtime(os.path.join(program_dir, "Pulumi.yaml")))
 
@@ -102,7 +103,7 @@ def _mtime(path: str) -> float:
 
 
 @functools.lru_cache(maxsize=64)
-def _project_info(program_dir: str, _mtime_key: float) -> dict:
+def _project_info(program_dir: str, _mtime_key: float) -> dict[str, Any]:
     data = _load_yaml(os.path.join(program_dir, "Pulumi.yaml"))
     if not isinstance(data.get("name"), str) or not data["name"]:
         raise PreflightError(f"{os.path.join(program_dir, 'Pulumi.yaml')}: missing project `name`")
@@ -120,7 +121,7 @@ def discover_stacks(program_dir: str) -> list[str]:
     return sorted(set(stacks))
 
 
-def _main_file(program_dir: str, info: dict) -> str:
+def _main_file(program_dir: str, info: dict[str, Any]) -> str:
     main = info.get("main")
     path = os.path.join(program_dir, main) if main else program_dir
     if os.path.isdir(path):

@@ -18,7 +18,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from google.protobuf import json_format, struct_pb2
+from google.protobuf import json_format, struct_pb2  # type: ignore[import-untyped]
 from pulumi.runtime.mocks import MockMonitor
 from pulumi.runtime.proto import resource_pb2
 
@@ -40,9 +40,9 @@ class ResourceRecord:
     parent: str
     custom: bool
     id: str
-    inputs: dict
+    inputs: dict[str, Any]
     """Wire form (protobuf Struct as a dict): secrets still wrapped in the secret signature object."""
-    options: dict
+    options: dict[str, Any]
     provider_urn: str = ""
     """URN of the provider resource that manages this resource ("" for components)."""
     dependencies: list[str] = field(default_factory=list)
@@ -112,7 +112,7 @@ class RecordingMonitor(MockMonitor):
         self._add(record)
         return record
 
-    def RegisterResource(self, request):
+    def RegisterResource(self, request: Any) -> Any:
         urn = self.make_urn(request.parent, request.type, request.name)
         if request.type == STACK_TYPE:
             self._add(
@@ -149,7 +149,7 @@ class RecordingMonitor(MockMonitor):
         region = self.region
         if request.type.startswith(PROVIDER_PREFIX):
             record.id = str(uuid.UUID(digest(urn)[:32]))
-            outputs: dict = {}
+            outputs: dict[str, Any] = {}
         else:
             provider_ref = request.provider
             if provider_ref:
@@ -196,7 +196,7 @@ class RecordingMonitor(MockMonitor):
         return resource_pb2.RegisterResourceResponse(urn=urn, id=record.id, object=obj)
 
 
-def _options_dict(request) -> dict:
+def _options_dict(request: Any) -> dict[str, Any]:
     """Resource options as recorded (and later sent to the analyzer)."""
     if request is None:
         return {
@@ -205,7 +205,7 @@ def _options_dict(request) -> dict:
             "additionalSecretOutputs": [], "aliases": [], "customTimeouts": {},
             "replaceOnChanges": [], "deletedWith": "", "provider": "",
         }
-    aliases: list = list(request.aliasURNs)
+    aliases: list[Any] = list(request.aliasURNs)
     for alias in request.aliases:
         if alias.WhichOneof(alias.DESCRIPTOR.oneofs[0].name) == "urn":
             aliases.append(alias.urn)
@@ -239,7 +239,7 @@ class CapturingEngine:
         self.sink = sink
         self._lock = threading.Lock()
 
-    def Log(self, request):
+    def Log(self, request: Any) -> None:
         if request.severity == 0:
             return  # the SDK's own debug chatter ("registering resource ...")
         severity = {0: "debug", 1: "info", 2: "warning", 3: "error"}.get(request.severity, "info")
@@ -247,7 +247,7 @@ class CapturingEngine:
             self.sink.write(f"[{severity}] {request.message}\n")
 
 
-def resource_view(record: ResourceRecord, mask: str) -> dict:
+def resource_view(record: ResourceRecord, mask: str) -> dict[str, Any]:
     """A resource as written by --resources: wire names, secrets masked."""
     return {
         "type": record.type,

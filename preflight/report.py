@@ -7,7 +7,7 @@ import os
 import re
 import sys
 from dataclasses import dataclass, field
-from typing import TextIO
+from typing import Any, TextIO
 
 from . import MASK
 from .analyzer import PolicyInfo, Violation
@@ -40,7 +40,7 @@ INSECURE_CONNECTION_CONTROL = "TLS-03"
 _CONNECTION_RE = re.compile(r"outside connection '([^']*)' \(([^)]*)\)")
 
 
-def insecure_connections(result: StackResult) -> list[dict]:
+def insecure_connections(result: StackResult) -> list[dict[str, Any]]:
     """The plaintext outside connections of a stack (TLS-03 findings), for the client.
 
     Read from the TLS-03 policies' violations, whose messages name the
@@ -102,7 +102,7 @@ def write_text(results: list[StackResult], out: TextIO) -> None:
     )
 
 
-def verdict_json(results: list[StackResult]) -> dict:
+def verdict_json(results: list[StackResult]) -> dict[str, Any]:
     return {
         "stacks": [
             {
@@ -127,7 +127,7 @@ def verdict_json(results: list[StackResult]) -> dict:
     }
 
 
-def resources_json(results: list[StackResult]) -> dict:
+def resources_json(results: list[StackResult]) -> dict[str, Any]:
     """Recorded resources per stack, in the same order as the verdict's stacks."""
     return {
         "stacks": [
@@ -137,7 +137,7 @@ def resources_json(results: list[StackResult]) -> dict:
     }
 
 
-def policies_json(policies: list[PolicyInfo]) -> dict:
+def policies_json(policies: list[PolicyInfo]) -> dict[str, Any]:
     return {
         "policies": [
             {"name": p.name, "description": p.description, "enforcement": p.enforcement, "controls": p.controls}
@@ -146,7 +146,7 @@ def policies_json(policies: list[PolicyInfo]) -> dict:
     }
 
 
-def dump(data: dict, path: str) -> None:
+def dump(data: dict[str, Any], path: str) -> None:
     """Write JSON to a file, or to stdout for "-"."""
     text = json.dumps(data, indent=2) + "\n"
     if path == "-":

@@ -5,8 +5,10 @@ from __future__ import annotations
 import gc
 import multiprocessing
 import os
+from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from multiprocessing.connection import Connection
 
 from . import PreflightError
 from .engine import StackRun, run_stack
@@ -30,8 +32,11 @@ def _freeze_imports_once() -> None:
         gc.freeze()
 
 
-def run_planned(program: str, stack: str, fast: bool = True
-                ) -> tuple[StackConfig | None, StackRun | None, str | None]:
+Outcome = tuple[StackConfig | None, StackRun | None, str | None]
+"""(config, run, None) for a stack that ran; (None, None, error) for one that could not."""
+
+
+def run_planned(program: str, stack: str, fast: bool = True) -> Outcome:
     """Load and run one stack: (config, run, None), or (None, None, error) when the stack files are bad."""
     try:
         cfg = load_stack(program, stack)
@@ -42,12 +47,12 @@ def run_planned(program: str, stack: str, fast: bool = True
     return cfg, run, None
 
 
-def _isolated_child(conn, program: str, stack: str, fast: bool) -> None:
+def _isolated_child(conn: Connection, program: str, stack: str, fast: bool) -> None:
     conn.send(run_planned(program, stack, fast))
     conn.close()
 
 
-def _run_isolated(program: str, stack: str, fast: bool) -> tuple[StackConfig | None, StackRun | None, str | None]:
+def _run_isolated(program: str, stack: str, fast: bool) -> Outcome:
     """Run one stack in a freshly spawned process (not forked: this process may hold gRPC threads)."""
     ctx = multiprocessing.get_context("spawn")
     receiver, sender = ctx.Pipe(duplex=False)
@@ -55,7 +60,8 @@ def _run_isolated(program: str, stack: str, fast: bool) -> tuple[StackConfig | N
     process.start()
     sender.close()
     try:
-        return receiver.recv()
+        outcome: Outcome = receiver.recv()
+        return outcome
     except EOFError:
         process.join()
         return None, None, (f"stack {stack}: the program's process exited with code {process.exitcode} "
@@ -79,13 +85,13 @@ class Runner:
         self.plan = plan
         self.fast = fast
         self.pool: ProcessPoolExecutor | None = None
-        self.futures: list[Future] = []
+        self.futures: list[Future[Outcome]] = []
         if jobs > 1 and len(plan) > 1:
             self.pool = ProcessPoolExecutor(max_workers=min(jobs, len(plan)),
                                             mp_context=multiprocessing.get_context("fork"))
             self.futures = [self.pool.submit(run_planned, program, stack, fast) for program, stack in plan]
 
-    def results(self):
+    def results(self) -> Iterator[tuple[int, str, str, Outcome]]:
         """(index, program, stack, (config, run, error)) for every planned stack, in plan order."""
         for index, (program, stack) in enumerate(self.plan):
             if self.pool is None:

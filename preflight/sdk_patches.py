@@ -23,8 +23,10 @@ import hashlib
 import importlib.metadata
 import inspect
 import sys
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any
+from types import CodeType
+from typing import Any, ParamSpec, TypeVar
 
 import pulumi
 from pulumi import _types as pulumi_types
@@ -32,6 +34,7 @@ from pulumi import log as pulumi_log
 from pulumi import output as pulumi_output
 from pulumi.runtime import resource as pulumi_resource_runtime
 from pulumi.runtime import rpc as pulumi_rpc
+from pulumi.runtime import settings as pulumi_settings
 from pulumi.runtime import stack as pulumi_stack
 from pulumi.runtime.proto import source_pb2
 
@@ -59,12 +62,13 @@ def _missing_internals() -> list[str]:
     try:
         from pulumi.runtime.rpc_manager import RPCManager
 
-        rpc_manager: Any = RPCManager()
+        rpc_manager: Any = RPCManager()  # type: ignore[no-untyped-call]
     except (ImportError, TypeError):
         rpc_manager = None
     wanted = [
-        (pulumi_stack, ("_get_rpc_manager", "SETTINGS", "wait_for_rpcs")),
-        (type(pulumi_stack.SETTINGS) if hasattr(pulumi_stack, "SETTINGS") else None, ("lock", "outputs")),
+        (pulumi_settings, ("_get_rpc_manager", "SETTINGS")),
+        (type(pulumi_settings.SETTINGS) if hasattr(pulumi_settings, "SETTINGS") else None, ("lock", "outputs")),
+        (pulumi_stack, ("wait_for_rpcs",)),
         (rpc_manager, ("rpcs", "unhandled_exception", "exception_traceback")),
         (pulumi.Output, ("_track",)),
         (pulumi_output, ("_OutputData",)),
@@ -83,7 +87,7 @@ def _missing_internals() -> list[str]:
     return missing
 
 
-def _source_digest(get) -> str:
+def _source_digest(get: Callable[[], Any]) -> str:
     try:
         return hashlib.sha256(inspect.getsource(get()).encode()).hexdigest()[:16]
     except (AttributeError, OSError, TypeError):
@@ -109,11 +113,14 @@ def fast_path_problem() -> str | None:
     return None
 
 
-_COMPILED: dict[str, Any] = {}
+_COMPILED: dict[str, CodeType] = {}
 _ABSENT = object()
+T = TypeVar("T")
+P = ParamSpec("P")
 
 
-def _exec_compiled_once(source, globals=None, locals=None, /, **kwargs):
+def _exec_compiled_once(source: str | CodeType, globals: dict[str, Any] | None = None,
+                        locals: Mapping[str, object] | None = None, /, **kwargs: Any) -> None:
     """``exec`` for the dataclasses module: each generated source text is compiled once per process.
 
     Every stack imports the program afresh, and each of its dataclasses has
@@ -133,13 +140,13 @@ def _exec_compiled_once(source, globals=None, locals=None, /, **kwargs):
     return exec(source, globals, locals, **kwargs)
 
 
-def _drop_debug(msg, resource=None, stream_id=None, ephemeral=None) -> None:
+def _drop_debug(msg: str, resource: Any = None, stream_id: int | None = None, ephemeral: bool | None = None) -> None:
     """``pulumi.log.debug``: the engine here keeps no debug messages (nor does ``pulumi preview``
     without ``--debug``), so the SDK's few hundred per stack are not built and sent only to be
     dropped. With a resource, the SDK would even start a task per message to await its URN."""
 
 
-def _memoized(function):
+def _memoized(function: Callable[[Any], T]) -> Callable[[Any], T]:
     """``function`` of one hashable argument, remembered for one run.
 
     For ``pulumi._types.unwrap_type``: the SDK unwraps the declared type of
@@ -147,10 +154,10 @@ def _memoized(function):
     distinct) through several ``typing`` introspections, a twentieth of a
     stack. The answer depends on the type hint alone; the memo dies with
     the run."""
-    seen: dict = {}
+    seen: dict[Any, T] = {}
 
     @functools.wraps(function)
-    def memoized(arg):
+    def memoized(arg: Any) -> T:
         try:
             return seen[arg]
         except KeyError:
@@ -163,7 +170,7 @@ def _memoized(function):
 
 
 @contextlib.contextmanager
-def patched_sdk():
+def patched_sdk() -> Iterator[None]:
     """The replacements below, for the duration of one run (an in-process caller gets the originals back).
 
     Five SDK functions, and the ``exec`` the dataclasses module finds (a
@@ -187,7 +194,7 @@ def patched_sdk():
                 setattr(module, name, original)
 
 
-def _no_stack_trace():
+def _no_stack_trace() -> source_pb2.StackTrace:
     # The SDK walks the Python stack for every registration to give the
     # engine source positions for its diagnostics. The analyzer protocol
     # carries none, and for a 60-resource stack that walk is about a tenth
@@ -204,8 +211,8 @@ async def _wait_for_rpcs(await_all_outstanding_tasks: bool = True) -> None:
     run. Waiting with FIRST_EXCEPTION registers each task once and still
     stops at the first failure, whose exception is re-raised as before.
     """
-    rpc_manager = pulumi_stack._get_rpc_manager()
-    outputs = pulumi_stack.SETTINGS
+    rpc_manager = pulumi_settings._get_rpc_manager()
+    outputs = pulumi_settings.SETTINGS
     while True:
         while rpc_manager.rpcs:
             await asyncio.sleep(0)
@@ -234,8 +241,8 @@ async def _wait_for_rpcs(await_all_outstanding_tasks: bool = True) -> None:
             break
 
 
-def _resolve_output(resource, data: asyncio.Future, value: Any, is_known: bool, is_secret: bool,
-                    deps: set | None, failed: Exception | None) -> None:
+def _resolve_output(resource: Any, data: asyncio.Future[Any], value: Any, is_known: bool, is_secret: bool,
+                    deps: set[Any] | None, failed: Exception | None) -> None:
     if failed is not None:
         data.set_exception(failed)
         return
@@ -245,7 +252,7 @@ def _resolve_output(resource, data: asyncio.Future, value: Any, is_known: bool, 
                                               is_secret=is_secret))
 
 
-def _transfer_properties(res, props, custom: bool) -> dict:
+def _transfer_properties(res: Any, props: Iterable[str], custom: bool) -> dict[str, Callable[..., None]]:
     """The SDK's transfer_properties with the same contract, one future per output.
 
     For every output property of a resource (dozens for an AWS bucket) the
@@ -254,7 +261,7 @@ def _transfer_properties(res, props, custom: bool) -> dict:
     future that the resolver completes with the same _OutputData (or the
     same exception), which is what awaiting the task would have produced.
     """
-    resolvers = {}
+    resolvers: dict[str, Callable[..., None]] = {}
     loop = asyncio.get_event_loop()
     for name in props:
         if name == "urn" or (name == "id" and custom):
@@ -266,7 +273,6 @@ def _transfer_properties(res, props, custom: bool) -> dict:
         resolvers[name] = functools.partial(_resolve_output, res, data)
         res.__dict__[name] = output
     return resolvers
-
 
 
 class InlineExecutor(ThreadPoolExecutor):
@@ -284,8 +290,8 @@ class InlineExecutor(ThreadPoolExecutor):
     def __init__(self) -> None:
         super().__init__(max_workers=1, thread_name_prefix="preflight-inline")
 
-    def submit(self, fn, /, *args, **kwargs):
-        future: Future = Future()
+    def submit(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Future[T]:
+        future: Future[T] = Future()
         try:
             result = fn(*args, **kwargs)
         except BaseException as exc:  # noqa: BLE001 - as a pool thread would: onto the future

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from google.protobuf import struct_pb2
+from google.protobuf import struct_pb2  # type: ignore[import-untyped]
 
 SIG_KEY = "4dabf18193072939515e22adb298388d"
 SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
@@ -30,7 +30,7 @@ def normalize_numbers(value: Any) -> Any:
     return value
 
 
-def struct_to_dict(struct: struct_pb2.Struct) -> dict:
+def struct_to_dict(struct: struct_pb2.Struct) -> dict[str, Any]:
     """A protobuf Struct as plain Python (what ``json_format.MessageToDict`` gives, a few times faster)."""
     return {key: _value_to_python(value) for key, value in struct.fields.items()}
 
@@ -93,6 +93,6 @@ def _parse_duration(text: str) -> float:
     return total
 
 
-def parse_timeouts(options: dict) -> dict[str, float]:
+def parse_timeouts(options: dict[str, Any]) -> dict[str, float]:
     """customTimeouts strings to seconds, for the analyzer."""
     return {k: _parse_duration(v) for k, v in options.get("customTimeouts", {}).items()}

@@ -37,9 +37,9 @@ import asyncio
 import importlib.metadata
 import os
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from inspect import isawaitable
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO, cast
 
 from pulumi.runtime.proto import analyzer_pb2 as proto
 from pulumi_policy import policy as _lib
@@ -53,7 +53,14 @@ from pulumi_policy.policy import (
     StackValidationArgs,
     StackValidationPolicy,
 )
-from pulumi_policy.proxy import unknown_checking_proxy
+from pulumi_policy.proxy import UnknownValueError, unknown_checking_proxy
+
+if TYPE_CHECKING:
+    _LibraryServicer = _lib._PolicyAnalyzerServicer
+else:
+    # The production pack imports this module (secret_inputs, APPLIES_TO_ATTR) under any
+    # pulumi_policy; one without the private class must still load (and serve stock).
+    _LibraryServicer = getattr(_lib, "_PolicyAnalyzerServicer", object)
 
 FAST_PATH_ENV = "PREFLIGHT_FAST_PATH"
 """Set to "1" by preflight (its ``analyzer.FAST_PATH_ENV``) in the environment of a pack it starts."""
@@ -64,20 +71,21 @@ _PRIVATE_NAMES = {
               "_get_resource_options", "_get_policy_config", "_map_enforcement_level", "Configure"),
     "fields": ("_PolicyAnalyzerServicer__policies", "_PolicyAnalyzerServicer__stack_tags",
                "_PolicyAnalyzerServicer__policy_pack_name", "_PolicyAnalyzerServicer__policy_pack_version"),
-    "module": ("_PolicyAnalyzerServicer", "_NotApplicableError", "UnknownValueError"),
+    "module": ("_PolicyAnalyzerServicer", "_NotApplicableError"),
 }
 APPLIES_TO_ATTR = "_odoo_hosting_applies_to"
 """Set by ``_meta.resource_policy``: (predicate on the type token, not-applicable reason)."""
 SECRET_INPUTS_ATTR = "_odoo_hosting_secret_inputs"
 
 
-def secret_inputs(resource: Any) -> frozenset:
+def secret_inputs(resource: Any) -> frozenset[str]:
     """The top-level inputs of a stack resource that the engine sent marked secret (empty when
     the servicer did not record them: pulumi_policy's own drops the marks)."""
-    return getattr(resource, SECRET_INPUTS_ATTR, frozenset())
+    marked: frozenset[str] = getattr(resource, SECRET_INPUTS_ATTR, frozenset())
+    return marked
 
 
-def _secret_keys(struct) -> frozenset:
+def _secret_keys(struct: Any) -> frozenset[str]:
     secret = []
     for key, value in struct.fields.items():
         if value.WhichOneof("kind") == "struct_value":
@@ -87,7 +95,7 @@ def _secret_keys(struct) -> frozenset:
     return frozenset(secret)
 
 
-def _plain(value) -> Any:
+def _plain(value: Any) -> Any:
     """A protobuf Value as plain Python, as ``json_format.MessageToDict`` gives it, several times faster."""
     kind = value.WhichOneof("kind")
     if kind == "string_value":
@@ -103,7 +111,7 @@ def _plain(value) -> Any:
     return None
 
 
-def _props(struct) -> Any:
+def _props(struct: Any) -> Any:
     return unknown_checking_proxy(deserialize_properties({k: _plain(v) for k, v in struct.fields.items()}))
 
 
@@ -121,16 +129,16 @@ class _Lazy:
         return self._value
 
 
-class FastAnalyzerServicer(_lib._PolicyAnalyzerServicer):
+class FastAnalyzerServicer(_LibraryServicer):
     """pulumi_policy's servicer with the per-resource conversions shared (see the module doc)."""
 
     def _pack_name_version(self) -> tuple[str, str]:
         return (self._PolicyAnalyzerServicer__policy_pack_name,  # type: ignore[attr-defined]
                 self._PolicyAnalyzerServicer__policy_pack_version)  # type: ignore[attr-defined]
 
-    def _unknown_diagnostic(self, policy, error) -> proto.AnalyzeDiagnostic:
+    def _unknown_diagnostic(self, policy: Any, error: UnknownValueError) -> proto.AnalyzeDiagnostic:
         name, version = self._pack_name_version()
-        return proto.AnalyzeDiagnostic(  # type: ignore[call-arg]
+        return proto.AnalyzeDiagnostic(
             policyName=policy.name,
             policyPackName=name,
             policyPackVersion=version,
@@ -141,35 +149,35 @@ class FastAnalyzerServicer(_lib._PolicyAnalyzerServicer):
             enforcementLevel=self._map_enforcement_level(EnforcementLevel.ADVISORY),
         )
 
-    def _run(self, policy, args, report_violation, response) -> None:
+    def _run(self, policy: Any, args: Any, report_violation: Any, response: proto.AnalyzeResponse) -> None:
         try:
             result = policy.validate(args, report_violation)
             if isawaitable(result):
                 loop = asyncio.new_event_loop()
-                loop.run_until_complete(asyncio.Task(result, loop=loop))
+                loop.run_until_complete(asyncio.Task(cast(Coroutine[Any, Any, Any], result), loop=loop))
                 loop.close()
-        except _lib.UnknownValueError as e:
+        except UnknownValueError as e:
             response.diagnostics.append(self._unknown_diagnostic(policy, e))
         except _lib._NotApplicableError as e:
             response.not_applicable.append(proto.PolicyNotApplicable(policy_name=policy.name, reason=e.reason or ""))
 
-    def _get_provider_resource(self, request) -> PolicyProviderResource | None:
+    def _get_provider_resource(self, request: Any) -> PolicyProviderResource | None:
         if not request.HasField("provider"):
             return None
         prov = request.provider
         return PolicyProviderResource(prov.type, _props(prov.properties), prov.urn, prov.name)
 
-    def Configure(self, request, context):  # noqa: N802 - gRPC method name
-        self._plans = {}  # enforcement levels may have changed
-        return super().Configure(request, context)
+    def Configure(self, request: Any, context: Any) -> Any:  # noqa: N802 - gRPC method name
+        self._plans: dict[str, list[tuple[str, Any, Any]]] = {}  # enforcement levels may have changed
+        return super().Configure(request, context)  # type: ignore[no-untyped-call]
 
-    def _plan(self, type_: str) -> list:
+    def _plan(self, type_: str) -> list[tuple[str, Any, Any]]:
         """What ``Analyze`` does with each policy for a resource of this type, in policy order.
 
         ("skip", name, reason) answers "not applicable" without calling the
         policy; ("run", policy, level) calls it. Depends only on the type and
         the enforcement levels, so it is made once per type (again after Configure)."""
-        plans = self.__dict__.setdefault("_plans", {})
+        plans: dict[str, list[tuple[str, Any, Any]]] = self.__dict__.setdefault("_plans", {})
         plan = plans.get(type_)
         if plan is None:
             plan = []
@@ -190,8 +198,8 @@ class FastAnalyzerServicer(_lib._PolicyAnalyzerServicer):
             plans[type_] = plan
         return plan
 
-    def Analyze(self, request, _context):  # noqa: N802 - gRPC method name
-        self._configure_runtime_settings()
+    def Analyze(self, request: proto.AnalyzeRequest, _context: Any) -> proto.AnalyzeResponse:  # noqa: N802
+        self._configure_runtime_settings()  # type: ignore[no-untyped-call]
         response = proto.AnalyzeResponse()
         props = _Lazy(lambda: _props(request.properties))
         opts = _Lazy(lambda: self._get_resource_options(request))
@@ -211,12 +219,13 @@ class FastAnalyzerServicer(_lib._PolicyAnalyzerServicer):
             self._run(policy, args, report_violation, response)
         return response
 
-    def _stack_resources(self, request) -> list[PolicyResource]:
+    def _stack_resources(self, request: proto.AnalyzeStackRequest) -> list[PolicyResource]:
         """Every resource of the request, linked to its parent and dependencies (as the library does)."""
         resources: list[PolicyResource] = []
         links = []
         by_urn: dict[str, PolicyResource] = {}
-        providers: dict[str, tuple] = {}  # provider URN -> (its message, converted); most resources share one
+        # provider URN -> (its message, converted); most resources share one
+        providers: dict[str, tuple[Any, PolicyProviderResource | None]] = {}
         for r in request.resources:
             provider = None
             if r.HasField("provider"):
@@ -241,8 +250,9 @@ class FastAnalyzerServicer(_lib._PolicyAnalyzerServicer):
                 resource.property_dependencies[key] = [by_urn[d] for d in urns if d in by_urn]
         return resources
 
-    def AnalyzeStack(self, request, _context):  # noqa: N802 - gRPC method name
-        self._configure_runtime_settings()
+    def AnalyzeStack(self, request: proto.AnalyzeStackRequest, _context: Any  # noqa: N802
+                     ) -> proto.AnalyzeResponse:
+        self._configure_runtime_settings()  # type: ignore[no-untyped-call]
         response = proto.AnalyzeResponse()
         resources: list[PolicyResource] | None = None
         stack_tags = self._PolicyAnalyzerServicer__stack_tags  # type: ignore[attr-defined]
@@ -292,4 +302,4 @@ def fast_servicer_enabled(environ: Mapping[str, str] = os.environ, stderr: TextI
 
 def install() -> None:
     """Make ``pulumi_policy.PolicyPack`` serve with :class:`FastAnalyzerServicer` (call before ``PolicyPack``)."""
-    _lib._PolicyAnalyzerServicer = FastAnalyzerServicer
+    _lib._PolicyAnalyzerServicer = FastAnalyzerServicer  # type: ignore[misc]

@@ -21,6 +21,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pulumi.runtime.settings as pulumi_settings
 import pulumi.runtime.stack as pulumi_stack
 import pytest
 import yaml
@@ -246,7 +247,8 @@ def test_a_drifted_wait_for_rpcs_selects_the_stock_path(fresh_guard, monkeypatch
     assert run.error is None and not run.fast_path and len(run.resources) > 60
 
 
-@pytest.mark.parametrize("owner, name", [(pulumi_stack, "_get_rpc_manager"), (pulumi_stack, "SETTINGS")])
+@pytest.mark.parametrize("owner, name", [(pulumi_settings, "_get_rpc_manager"), (pulumi_settings, "SETTINGS"),
+                                         (pulumi_stack, "wait_for_rpcs")])
 def test_an_sdk_without_an_internal_the_fast_path_uses_selects_the_stock_path(fresh_guard, monkeypatch, owner, name):
     monkeypatch.delattr(owner, name)
     problem = sdk_patches.fast_path_problem()
