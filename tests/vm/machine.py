@@ -25,6 +25,8 @@ from .image import FW_CFG_SECRET_ID_NAME, Image
 GUEST_HOST_ALIAS = "10.0.2.2"
 """How the guest reaches the namespace's loopback through slirp."""
 VAULT_PORT = 8200
+S3_PORT = 9000
+"""moto (S3 and SNS stand-in) on the namespace's loopback; the guest reaches it at GUEST_HOST_ALIAS."""
 DATA_VOLUME_SERIAL = "100042"
 DATA_VOLUME_BY_ID = f"/dev/disk/by-id/scsi-0HC_Volume_{DATA_VOLUME_SERIAL}"
 PROBED_TCP_PORTS = (22, 80, 443, 5432, 8069, 8072)
@@ -38,6 +40,17 @@ def run(*args: str, check: bool = True, timeout: float = 60, **kw) -> subprocess
     if check and result.returncode != 0:
         raise RuntimeError(f"{' '.join(args[:6])}: exit {result.returncode}: {result.stderr.strip()[-300:]}")
     return result
+
+
+def stop_process(process: Optional[subprocess.Popen], timeout: float) -> None:
+    """SIGTERM a process the test started (by its own PID), SIGKILL after ``timeout``."""
+    if process and process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 def accel_args() -> list[str]:
@@ -106,13 +119,7 @@ class WgPeer:
         ns.ip("rule", "add", "from", self.address, "table", str(self.table))
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process, 5)
 
 
 @dataclass
@@ -127,12 +134,15 @@ class Guest:
     hostname: str
     process: Optional[subprocess.Popen] = None
     disks: dict = field(default_factory=dict)
+    boots: int = 0
 
     @property
     def console_log(self) -> Path:
-        return self.workdir / "console.log"
+        """The serial console of the current boot."""
+        return self.workdir / f"console-{self.boots}.log"
 
     def start(self) -> None:
+        """A new server: fresh disks, then :meth:`boot`."""
         w = self.workdir
         overlay, data, seed = w / "root.qcow2", w / "data-volume.raw", w / "seed.img"
         run("qemu-img", "create", "-q", "-f", "qcow2", "-b", str(self.image.root), "-F", "raw", str(overlay))
@@ -142,11 +152,20 @@ class Guest:
         (w / "meta-data").write_text(f"instance-id: {self.instance_id}\nlocal-hostname: {self.hostname}\n")
         run("mkfs.vfat", "-n", "CIDATA", "-C", str(seed), "2048")
         run("mcopy", "-i", str(seed), str(w / "user-data"), str(w / "meta-data"), "::")
+        self.disks = {"root overlay": overlay, "data volume": data, "seed": seed}
+        self.boot()
+
+    def boot(self, wrapped_secret_id: Optional[str] = None) -> None:
+        """Power on with the disks as they are: called again after :meth:`stop`, a later boot of the
+        same server (same instance-id), with the wrapped secret-id delivered for that boot."""
+        w = self.workdir
+        overlay, data, seed = self.disks["root overlay"], self.disks["data volume"], self.disks["seed"]
+        self.wrapped_secret_id = wrapped_secret_id or self.wrapped_secret_id
+        self.boots += 1
         secret_file = w / "fw_cfg-secret-id"
         fd = os.open(secret_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as handle:
             handle.write(self.wrapped_secret_id)
-        self.disks = {"root overlay": overlay, "data volume": data, "seed": seed}
         forwards = [f"hostfwd=tcp:127.0.0.1:{FORWARD_BASE + p}-:{p}" for p in PROBED_TCP_PORTS]
         forwards.append(f"hostfwd=udp:127.0.0.1:{WIREGUARD_FORWARD_PORT}-:51820")
         cmd = self.ns.cmd(
@@ -202,11 +221,14 @@ class Guest:
             os.kill(self.process.pid, signal.SIGKILL)
             self.process.wait()
 
-    def console_tail(self, lines: int = 40) -> str:
+    def console_text(self) -> str:
         try:
-            return "\n".join(self.console_log.read_text(errors="replace").splitlines()[-lines:])
+            return self.console_log.read_text(errors="replace")
         except OSError:
-            return "(no console log)"
+            return ""
+
+    def console_tail(self, lines: int = 40) -> str:
+        return "\n".join(self.console_text().splitlines()[-lines:]) or "(no console log)"
 
 
 class SSH:
