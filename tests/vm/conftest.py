@@ -12,7 +12,7 @@ import pytest
 from tests.conftest import require_tool
 
 VM_TOOLS = ("qemu-system-x86_64", "qemu-img", "mmdebstrap", "mkfs.ext4", "mkfs.vfat", "mcopy", "ssh",
-            "ssh-keygen", "wg", "wireguard-go", "ip", "openssl", "grep")
+            "ssh-keygen", "wg", "wireguard-go", "ip", "openssl", "grep", "debugfs")
 
 _REPORTS: list = []
 
@@ -24,6 +24,12 @@ def require_vm_host() -> None:
         pytest.skip("the VM tests need root (network namespaces, mmdebstrap)")
     for tool in VM_TOOLS:
         require_tool(tool)
+    try:
+        import moto.server  # noqa: F401  (the S3/SNS stand-in; moto[server] is in requirements.lock)
+    except ImportError:
+        if os.environ.get("CI") == "true":
+            pytest.fail("moto[server] is required under CI=true (make test installs requirements.lock)")
+        pytest.skip("moto[server] is not installed")
     if not os.path.exists("/dev/net/tun"):
         if os.environ.get("CI") == "true":
             pytest.fail("/dev/net/tun is required (wireguard-go) under CI=true")
@@ -40,3 +46,5 @@ def pytest_terminal_summary(terminalreporter):
     terminalreporter.section("VM boots: phase timings (seconds from start of each boot) and checks")
     for report in _REPORTS:
         terminalreporter.write_line(report.summary())
+        if report.reboot:
+            terminalreporter.write_line(report.reboot.summary())

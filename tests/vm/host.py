@@ -1,16 +1,25 @@
 """Boot one rendered host in QEMU and check its promises from the outside.
 
 :func:`boot_and_check` returns a :class:`Report` (one :class:`Check` per
-promise) instead of asserting, so a weakened cloud-config can show that the
-same checks do report the failure.
+promise) instead of asserting, so a weakened cloud-config or a tampered host
+bundle can show that the same checks do report the failure.
+
+The host gets its software the production way: :func:`render_host`'s user-data
+on the seed, its bundle in the S3 stand-in (moto, :mod:`.s3_standin`) at the
+pinned key, the bucket credential and the incident topic in the Vault stand-in
+at the client's ``backup`` path. Facts about the bundle (installed, or refused,
+reported and nothing written) are read from outside: the serial console, the
+stand-ins' records and the disks after power-off.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import ipaddress
 import json
 import os
+import re
 import secrets
 import shutil
 import socket
@@ -25,22 +34,38 @@ from typing import Callable, Optional
 import yaml
 
 from components.hostconfig import (
-    DATA_MOUNT_POINT, DATA_VOLUME_MAPPER_NAME, DATA_VOLUME_UNIT_NAME, MAX_RETRY,
-    NFTABLES_TABLE, SECRET_NAME_LUKS_KEY, SECRET_NAME_WIREGUARD_KEY, VAULT_KV_MOUNT, WRAPPED_SECRET_ID_PATH,
-    approle_role_id, boot_kv_path, render_cloud_config,
+    BUNDLE_CACHE_PATH, DATA_MOUNT_POINT, DATA_VOLUME_MAPPER_NAME, DATA_VOLUME_UNIT_NAME, DATA_VOLUME_UNIT_PATH,
+    MAX_RETRY, NFTABLES_TABLE, ODOO_LOG_PATH, SECRET_NAME_LUKS_KEY, SECRET_NAME_WIREGUARD_KEY, SSHD_DROPIN_PATH, VAULT_KV_MOUNT,
+    WRAPPED_SECRET_ID_PATH, approle_role_id, render_boot_config, render_host,
 )
+from components.hostconfig.bundle import BUNDLE_UNIT_NAME
 from components.hostconfig.nftables import PUBLIC_TCP_PORTS
+from components.secrets import (
+    SECRET_NAME_AWS_KEY_ID, SECRET_NAME_AWS_SECRET, SECRET_NAME_INCIDENT_TOPIC, SECRET_NAME_RESTIC,
+    SECRET_NAME_RESTIC_PREVIOUS,
+)
 from tests.conftest import example_raw_config, example_settings
 
-from .image import ensure_image
+from .image import Image, ensure_image
 from .machine import (
-    DATA_VOLUME_BY_ID, FORWARD_BASE, GUEST_HOST_ALIAS, PROBED_TCP_PORTS, SSH, VAULT_PORT, Guest, NetNS, WgPeer,
-    run,
+    DATA_VOLUME_BY_ID, FORWARD_BASE, GUEST_HOST_ALIAS, PROBED_TCP_PORTS, S3_PORT, SSH, VAULT_PORT, Guest, NetNS,
+    WgPeer, run,
 )
+from .s3_standin import MotoStandIn
 from .vault_standin import VaultStandIn, make_test_ca, socket_in_netns
 
-BOOT_TIMEOUT = 420
-"""Seconds from QEMU start to SSH through the tunnel (TCG is slow; about 60 s measured)."""
+BOOT_TIMEOUT = 600
+"""Seconds from QEMU start to SSH through the tunnel. TCG is slow, and SSH waits for the bundle,
+which waits for cloud-init's final stage: 150-340 s measured on 2 busy cores."""
+BACKUP_SECRET_NAMES = (SECRET_NAME_RESTIC, SECRET_NAME_RESTIC_PREVIOUS, SECRET_NAME_AWS_KEY_ID,
+                       SECRET_NAME_AWS_SECRET, SECRET_NAME_INCIDENT_TOPIC)
+"""What the client's ``backup`` KV path holds (components/secrets.py); the rest is at ``boot``."""
+REFUSAL = "host bundle refused"
+"""What the host logs (and publishes) when the fetched bundle is not the pinned one."""
+LUKS_MAGIC = b"LUKS\xba\xbe"
+ODOO_LOG_LINE = "odoo-hosting-vm-test: a line Odoo logged before the reboot"
+KEEP_ENV = "ODOO_HOSTING_VM_KEEP"
+"""A directory: each boot's serial console and moto's log are copied there (debugging)."""
 
 
 @dataclass
@@ -48,6 +73,9 @@ class Check:
     name: str
     ok: bool
     detail: str
+    fact: bool = False
+    """A fact, not a promise: it holds or not, and the good and the tampered boot expect opposite
+    answers (shown as yes/no, never counted as a failure by :meth:`Report.failed`)."""
 
 
 @dataclass
@@ -58,16 +86,29 @@ class Report:
     notes: list[str] = field(default_factory=list)
     error: Optional[str] = None
     console_tail: str = ""
+    reboot: Optional["Report"] = None
+    """The later boot of the same disks (``boot_and_check(reboot=True)``)."""
+    started: float = field(default_factory=time.monotonic)
+
+    def mark(self, phase: str) -> None:
+        self.timings.append((phase, time.monotonic() - self.started))
 
     def add(self, name: str, ok: bool, detail: str) -> None:
         self.checks[name] = Check(name, bool(ok), detail)
 
+    def fact(self, name: str, holds: bool, detail: str) -> None:
+        self.checks[name] = Check(name, bool(holds), detail, fact=True)
+
+    def holds(self, name: str) -> Optional[bool]:
+        return self.checks[name].ok if name in self.checks else None
+
     def failed(self) -> list[Check]:
-        return [c for c in self.checks.values() if not c.ok]
+        return [c for c in self.checks.values() if not c.ok and not c.fact]
 
     def summary(self) -> str:
         lines = [f"[{self.label}] " + ", ".join(f"{p} {t:.0f}s" for p, t in self.timings)]
-        lines += [f"  {'ok  ' if c.ok else 'FAIL'} {c.name}: {c.detail}" for c in self.checks.values()]
+        lines += [f"  {('yes ' if c.ok else 'no  ') if c.fact else ('ok  ' if c.ok else 'FAIL')} {c.name}: "
+                  f"{c.detail}" for c in self.checks.values()]
         if self.error:
             lines.append(f"  ERROR {self.error}\n  console:\n{self.console_tail}")
         return "\n".join(lines)
@@ -106,96 +147,375 @@ def weaken_sshd(user_data: str) -> str:
     return "#cloud-config\n" + yaml.safe_dump(data, sort_keys=False, width=4096)
 
 
-def boot_and_check(stack: str, *, label: Optional[str] = None,
-                   transform: Callable[[str], str] = lambda text: text, ssh_only: bool = False,
-                   log=print) -> Report:
-    """Boot ``stack``'s rendered cloud-config (after ``transform``) and check it from outside.
+def tamper_bundle(bundle: str) -> str:
+    """The bundle as an attacker with write access to the bucket would replace it: ONE added line in
+    the sshd drop-in, before ours (sshd keeps the first value), turning password login on."""
+    dropin = bundle.index(f"- path: {SSHD_DROPIN_PATH}\n")
+    line = bundle.index("    PasswordAuthentication no\n", dropin)
+    return bundle[:line] + "    PasswordAuthentication yes\n" + bundle[line:]
 
-    ``ssh_only`` runs the SSH checks and then kills the VM (the weakened case needs no more)."""
-    report = Report(label or stack)
-    started = time.monotonic()
-    mark = lambda phase: report.timings.append((phase, time.monotonic() - started))  # noqa: E731
-    image = ensure_image(log=log)
-    mark("image built" if image.built else "image ready (cached)")
-    workdir = Path(tempfile.mkdtemp(prefix="odoo-hosting-vm-"))
-    ns = standin = guest = None
-    peers: list[WgPeer] = []
-    try:
-        ns = NetNS()
+
+class Lab:
+    """One test server's surroundings: the namespace, the Vault and S3/SNS stand-ins, the test's
+    keys, the rendered host (bundle in S3 at the pinned key, or ``tamper(bundle)`` there)."""
+
+    def __init__(self, stack: str, workdir: Path, *, tamper: Optional[Callable[[str], str]] = None) -> None:
+        self.workdir, self.guest, self.peers = workdir, None, []
+        self.vault: Optional[VaultStandIn] = None
+        self.s3: Optional[MotoStandIn] = None
+        self.ns = NetNS()
+        self.marker = f"odoo-hosting-vm-test-marker-{secrets.token_hex(8)}"
         ca, cert, key = make_test_ca(workdir, GUEST_HOST_ALIAS)
         run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "vm-test", "-f", str(workdir / "id_ed25519"))
-        ssh_public = (workdir / "id_ed25519.pub").read_text().strip()
         subnet = ipaddress.ip_network(example_raw_config(stack)["vpn"]["subnet"])
-        peers = [WgPeer.generate("vm-test-operator", str(subnet.network_address + 10), 110),
-                 WgPeer.generate("vm-test-member", str(subnet.network_address + 11), 111)]
-        settings = test_settings(stack, ssh_public_key=ssh_public, peers=peers)
+        self.peers = [WgPeer.generate("vm-test-operator", str(subnet.network_address + 10), 110),
+                      WgPeer.generate("vm-test-member", str(subnet.network_address + 11), 111)]
+        settings = self.settings = test_settings(
+            stack, ssh_public_key=(workdir / "id_ed25519.pub").read_text().strip(), peers=self.peers)
         host_wg_private = run("wg", "genkey").stdout.strip()
-        host_wg_public = run("wg", "pubkey", input=host_wg_private + "\n").stdout.strip()
-        standin = VaultStandIn(
-            netns=ns.name, port=VAULT_PORT, cert=cert, key=key, role_id=approle_role_id(settings.client_id),
-            kv_mount=VAULT_KV_MOUNT, kv_path=boot_kv_path(settings.client_id),
-            values={**{name: secrets.token_urlsafe(32) for name in other_secret_names()},
-                    SECRET_NAME_LUKS_KEY: secrets.token_urlsafe(48), SECRET_NAME_WIREGUARD_KEY: host_wg_private})
-        ca_hash = run("openssl", "x509", "-hash", "-noout", "-in", str(ca)).stdout.strip()
-        user_data = transform(with_test_ca(render_cloud_config(settings), ca.read_text(), ca_hash))
-        guest = Guest(ns=ns, image=image, workdir=workdir, user_data=user_data,
-                      wrapped_secret_id=standin.wrapping_token, instance_id=f"iid-{uuid_hex()}",
-                      hostname=settings.client_id)
-        guest.start()
-        host = str(settings.vpn.host_address)
-        for peer in peers:
-            peer.start(ns, workdir, host, host_wg_public)
-        operator, member = peers
-        ssh = SSH(ns, workdir, workdir / "id_ed25519", host)
-        admin = settings.admin_user
-        master = ("-o", "ControlMaster=auto", "-o", f"ControlPath={workdir}/cm-%r", "-o", "ControlPersist=300")
-        sh = lambda command, timeout=60: ssh.run(operator.address, admin, command, *master, "-o", "BatchMode=yes",  # noqa: E731
-                                                timeout=timeout)
+        self.host_wg_public = run("wg", "pubkey", input=host_wg_private + "\n").stdout.strip()
 
-        deadline = time.monotonic() + BOOT_TIMEOUT
-        while True:
-            if not guest.alive():
-                raise RuntimeError("QEMU exited during boot")
-            if sh("true", timeout=20).returncode == 0:
-                break
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"no SSH through WireGuard within {BOOT_TIMEOUT}s")
-            time.sleep(2)
-        mark("SSH up (through WireGuard)")
+        self.s3 = MotoStandIn(netns=self.ns.name, port=S3_PORT, log=workdir / "moto.log",
+                              region=settings.backup.region)
+        self.topic_arn = self.s3.create_topic(f"odoo-hosting-{settings.client_id}-incidents")
+        pin = render_host(settings).pin
+        self.host = render_host(settings, bundle_url=f"http://{GUEST_HOST_ALIAS}:{S3_PORT}/{pin.bucket}/{pin.key}",
+                                sns_endpoint=f"http://{GUEST_HOST_ALIAS}:{S3_PORT}/")
+        assert self.host.pin.key == pin.key
+        self.s3.create_bucket(pin.bucket)
+        self.served_bundle = tamper(self.host.bundle) if tamper else self.host.bundle
+        """What S3 holds at the pinned key."""
+        self.s3.put_object(pin.bucket, pin.key, self.served_bundle)
+
+        # The KV paths exactly as boot.json names them to the host.
+        boot = json.loads(render_boot_config(settings))
+        self.backup_kv_path = boot["kv_paths"]["backup"]
+        backup_values = {name: secrets.token_urlsafe(32) for name in BACKUP_SECRET_NAMES}
+        backup_values.update({SECRET_NAME_AWS_KEY_ID: "AKIA" + secrets.token_hex(8).upper(),
+                              SECRET_NAME_INCIDENT_TOPIC: self.topic_arn})
+        boot_values = {name: secrets.token_urlsafe(32) for name in other_secret_names() - set(BACKUP_SECRET_NAMES)}
+        boot_values.update({SECRET_NAME_LUKS_KEY: secrets.token_urlsafe(48),
+                            SECRET_NAME_WIREGUARD_KEY: host_wg_private})
+        self.vault = VaultStandIn(
+            netns=self.ns.name, port=VAULT_PORT, cert=cert, key=key, role_id=approle_role_id(settings.client_id),
+            kv_mount=VAULT_KV_MOUNT, documents={boot["kv_path"]: boot_values, self.backup_kv_path: backup_values})
+        ca_hash = run("openssl", "x509", "-hash", "-noout", "-in", str(ca)).stdout.strip()
+        self.user_data = with_test_ca(self.host.user_data, ca.read_text(), ca_hash)
+
+    def start_peers(self) -> None:
+        for peer in self.peers:
+            peer.start(self.ns, self.workdir, str(self.settings.vpn.host_address), self.host_wg_public)
+
+    def shell(self) -> tuple[SSH, Callable]:
+        """SSH as the admin through the operator's tunnel, one control master per boot."""
+        ssh = SSH(self.ns, self.workdir, self.workdir / "id_ed25519", str(self.settings.vpn.host_address))
+        master = ("-o", "ControlMaster=auto", "-o", f"ControlPath={self.workdir}/cm{self.guest.boots}-%r",
+                  "-o", "ControlPersist=300")
+        operator, admin = self.peers[0], self.settings.admin_user
+
+        def sh(command: str, timeout: float = 60) -> subprocess.CompletedProcess:
+            return ssh.run(operator.address, admin, command, *master, "-o", "BatchMode=yes", timeout=timeout)
+        return ssh, sh
+
+    def context(self, ssh: SSH, sh: Callable) -> dict:
+        operator, member = self.peers
+        return dict(sh=sh, ssh=ssh, ns=self.ns, operator=operator, member=member, settings=self.settings,
+                    standin=self.vault, workdir=self.workdir, marker=self.marker)
+
+    def vault_reads(self, since: int = 0) -> dict[str, list[int]]:
+        """KV path -> HTTP statuses of the host's reads of it (after call number ``since``)."""
+        prefix, reads = f"/v1/{VAULT_KV_MOUNT}/data/", {}
+        for method, path, code in self.vault.calls[since:]:
+            if method == "GET" and path.startswith(prefix):
+                reads.setdefault(path[len(prefix):].split("?")[0], []).append(code)
+        return reads
+
+    def close(self) -> None:
+        if self.guest:
+            self.guest.kill()
+        for peer in self.peers:
+            peer.stop()
+        if self.s3:
+            self.s3.stop()
+        if self.vault:
+            self.vault.close()
+        self.ns.close()
+
+
+def boot_and_check(stack: str, *, label: Optional[str] = None,
+                   transform: Callable[[str], str] = lambda text: text, ssh_only: bool = False,
+                   tamper: Optional[Callable[[str], str]] = None, reboot: bool = False, log=print) -> Report:
+    """Boot ``stack``'s rendered host (user-data after ``transform``) and check it from outside.
+
+    ``ssh_only`` runs the SSH checks and then kills the VM (the weakened case needs no more).
+    ``tamper``: the S3 object at the pinned key is ``tamper(bundle)``; without SSH keys (they come
+    with the bundle) the boot is judged from the console, the stand-ins and the disks.
+    ``reboot``: after the checks, S3 is stopped and the same disks boot again (``report.reboot``)."""
+    report = Report(label or stack)
+    image = ensure_image(log=log)
+    report.mark("image built" if image.built else "image ready (cached)")
+    workdir = Path(tempfile.mkdtemp(prefix="odoo-hosting-vm-"))
+    lab = None
+    try:
+        lab = Lab(stack, workdir, tamper=tamper)
+        lab.guest = guest = Guest(ns=lab.ns, image=image, workdir=workdir, user_data=transform(lab.user_data),
+                                  wrapped_secret_id=lab.vault.wrapping_token, instance_id=f"iid-{uuid_hex()}",
+                                  hostname=lab.settings.client_id)
+        guest.start()
+        if tamper:
+            _await_bundle_outcome(guest)
+            report.mark("bundle refused (console)")
+            _power_off(report, guest)
+            _bundle_facts(report, lab, image)
+            _check_disks(report, guest, lab.vault, workdir, lab.marker)
+            return report
+        lab.start_peers()
+        ssh, sh = lab.shell()
+        _await_ssh(guest, sh)
+        report.mark("SSH up (through WireGuard)")
         result = sh("until test -e /var/lib/cloud/instance/boot-finished; do sleep 1; done; "
                     "timeout 180 systemctl is-system-running --wait", timeout=240)
-        mark("cloud-init done")
+        report.mark("cloud-init done")
         report.notes.append(f"is-system-running after boot: {result.stdout.strip()}")
-
-        context = dict(sh=sh, ssh=ssh, ns=ns, operator=operator, member=member, settings=settings,
-                       standin=standin, workdir=workdir)
+        context = lab.context(ssh, sh)
         _ssh_checks(report, **context)
         if ssh_only:
-            mark("SSH checks done")
+            report.mark("SSH checks done")
             guest.stop(timeout=30)
-            mark("VM stopped")
+            report.mark("VM stopped")
             return report
         _checks(report, **context)
-        mark("checks done")
-        clean = guest.stop()
-        mark("VM stopped" + ("" if clean else " (killed)"))
-        _check_disks(report, guest, standin, workdir)
+        _bundle_check(report, lab, sh)
+        report.mark("checks done")
+        _power_off(report, guest)
+        _bundle_facts(report, lab, image)
+        _check_disks(report, guest, lab.vault, workdir, lab.marker)
+        if reboot:
+            report.reboot = _reboot_without_s3(lab, f"{report.label} rebooted, S3 down")
     except Exception as error:  # noqa: BLE001 - reported; the test fails on it
         report.error = f"{type(error).__name__}: {error}"
-        if guest:
-            report.console_tail = guest.console_tail()
+        if lab and lab.guest:
+            report.console_tail = lab.guest.console_tail()
     finally:
-        if guest:
-            guest.kill()
-        for peer in peers:
-            peer.stop()
-        if standin:
-            standin.close()
-        if ns:
-            ns.close()
+        if lab:
+            lab.close()
+        _keep_logs(workdir, report.label)
         shutil.rmtree(workdir, ignore_errors=True)
-        report.timings.append(("total", time.monotonic() - started))
+        report.mark("total")
     return report
+
+
+def _keep_logs(workdir: Path, label: str) -> None:
+    keep = os.environ.get(KEEP_ENV)
+    if keep:
+        target = Path(keep) / re.sub(r"[^A-Za-z0-9_.-]+", "_", label)
+        target.mkdir(parents=True, exist_ok=True)
+        for log in [*workdir.glob("console-*.log"), workdir / "moto.log"]:
+            if log.exists():
+                shutil.copy(log, target / log.name)
+
+
+def _await_ssh(guest: Guest, sh: Callable) -> None:
+    deadline = time.monotonic() + BOOT_TIMEOUT
+    while True:
+        if not guest.alive():
+            raise RuntimeError("QEMU exited during boot")
+        if sh("true", timeout=20).returncode == 0:
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"no SSH through WireGuard within {BOOT_TIMEOUT}s")
+        time.sleep(2)
+
+
+def _await_bundle_outcome(guest: Guest) -> None:
+    """Until the console shows the bundle unit's verdict (and, for a refusal, whether it was
+    reported) and cloud-init's final message: then nothing more is coming."""
+    deadline = time.monotonic() + BOOT_TIMEOUT
+    while True:
+        console = guest.console_text()
+        done = re.search(r"odoo-hosting-secret: (bundle \w+ from |.*(not )?reported to the incident channel)",
+                         console)
+        if done and re.search(r"Cloud-init v\. \S+ finished", console):
+            time.sleep(3)  # the unit's exit reaches the journal
+            return
+        if not guest.alive():
+            raise RuntimeError("QEMU exited during boot")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"no verdict of {BUNDLE_UNIT_NAME} on the console within {BOOT_TIMEOUT}s")
+        time.sleep(2)
+
+
+def _power_off(report: Report, guest: Guest) -> None:
+    clean = guest.stop()
+    report.mark("VM stopped" + ("" if clean else " (killed)"))
+    if not clean:
+        report.notes.append("not a clean shutdown: the disk facts may miss the last writes")
+
+
+def _bundle_check(report: Report, lab: Lab, sh: Callable) -> None:
+    """The bundle came from S3 (the pinned key, once), with the credential from the backup path.
+    Then Odoo's log gets a line, which the reboot must keep (the installer used to truncate it)."""
+    pin, files = lab.host.pin, len(yaml.safe_load(lab.host.bundle)["files"])
+    gets = [code for method, path, code in lab.s3.requests() if method == "GET" and path == f"/{pin.bucket}/{pin.key}"]
+    journal = sh(f"sudo journalctl -b -u {BUNDLE_UNIT_NAME} -o cat; systemctl show -p Result --value {BUNDLE_UNIT_NAME}")
+    sh(f"echo '{ODOO_LOG_LINE}' | sudo tee -a {ODOO_LOG_PATH} >/dev/null")
+    installed = f"bundle {pin.sha256[:12]} from {pin.url}: {files} of {files} files changed"
+    backup_reads = lab.vault_reads().get(lab.backup_kv_path, [])
+    report.add("bundle-from-s3",
+               gets == [200] and installed in journal.stdout and journal.stdout.split()[-1:] == ["success"]
+               and 200 in backup_reads,
+               f"S3 GETs of the pinned key {gets}; Vault reads of {lab.backup_kv_path} {backup_reads}; "
+               f"journal: {' | '.join(journal.stdout.strip().splitlines()[-3:])!r}")
+
+
+def _reboot_without_s3(lab: Lab, label: str) -> Report:
+    """The same disks boot again with S3 stopped: the cached bundle, nothing changed (Odoo's log
+    kept), the data volume (Vault is up), SSH through WireGuard. Waits for the bundle and data
+    volume units only, not for the whole boot (cloud-init's per-boot stages: 90 s)."""
+    report, guest = Report(label), lab.guest
+    try:
+        lab.s3.stop()
+        report.mark("S3 stopped")
+        since = len(lab.vault.calls)
+        guest.boot(wrapped_secret_id=lab.vault.rewrap())
+        ssh, sh = lab.shell()
+        _await_ssh(guest, sh)
+        report.mark("SSH up (through WireGuard)")
+        sh(f"while systemctl show -p ActiveState --value {BUNDLE_UNIT_NAME} {DATA_VOLUME_UNIT_NAME} | "
+           "grep -q activating; do sleep 1; done", timeout=300)
+        report.mark("bundle and data volume units done")
+        report.add("ssh-key-login", sh("id -un").stdout.strip() == lab.settings.admin_user,
+                   f"{lab.settings.admin_user} with the test key through WireGuard after the reboot")
+        pin, files = lab.host.pin, len(yaml.safe_load(lab.host.bundle)["files"])
+        journal = sh(f"sudo journalctl -b -u {BUNDLE_UNIT_NAME} -o cat; "
+                     f"systemctl show -p Result --value {BUNDLE_UNIT_NAME}").stdout
+        cached = f"bundle {pin.sha256[:12]} from cache: 0 of {files} files changed"
+        reads = lab.vault_reads(since)
+        odoo_log = sh(f"sudo grep -c '{ODOO_LOG_LINE}' {ODOO_LOG_PATH}").stdout.strip()
+        report.add("bundle-from-cache",
+                   cached in journal and journal.split()[-1:] == ["success"] and lab.s3.process.poll() is not None
+                   and lab.backup_kv_path not in reads and odoo_log == "1",
+                   f"S3 stopped: {lab.s3.process.poll() is not None}; Vault reads this boot {reads} (none of "
+                   f"{lab.backup_kv_path}: the bundle needs no credential); Odoo's log line kept: {odoo_log}; "
+                   f"journal: {' | '.join(journal.strip().splitlines()[-3:])!r}")
+        result = sh(f"""sudo sh -c 'systemctl is-active {DATA_VOLUME_UNIT_NAME}
+            findmnt -n -o SOURCE {DATA_MOUNT_POINT}; cat {DATA_MOUNT_POINT}/filestore/vm-test-marker'""")
+        out = result.stdout.split()
+        paths = [(m, p.split("?")[0], c) for m, p, c in lab.vault.calls[since:]]
+        unwraps = [c for m, p, c in paths if p == "/v1/sys/wrapping/unwrap"]
+        report.add("data-volume-reopened",
+                   out == ["active", f"/dev/mapper/{DATA_VOLUME_MAPPER_NAME}", lab.marker] and unwraps == [200],
+                   f"unit, mount, first boot's marker readable: {out[:2]} {lab.marker in out}; unwrap {unwraps}, "
+                   f"KV reads {reads}")
+        failed = sh("systemctl --failed --no-legend --plain").stdout.strip()
+        report.add("no-failed-unit", not failed, f"failed units: {failed or 'none'}")
+        report.mark("checks done")
+        _power_off(report, guest)
+        _check_disks(report, guest, lab.vault, lab.workdir, lab.marker)
+    except Exception as error:  # noqa: BLE001 - reported; the test fails on it
+        report.error = f"{type(error).__name__}: {error}"
+        report.console_tail = guest.console_tail()
+    report.mark("total")
+    return report
+
+
+def _read_files(image: Path, paths: list[str], out: Path) -> dict[str, Optional[tuple[bytes, int, int, int]]]:
+    """(content, mode, uid, gid) of each path in the ext4 ``image`` (None: absent), read with debugfs."""
+    out.mkdir(parents=True)
+    commands = out / "commands"
+    commands.write_text("".join(f'dump -p "{path}" "{out}/{i}"\n' for i, path in enumerate(paths)))
+    subprocess.run(["debugfs", "-f", str(commands), str(image)], capture_output=True, check=True)
+    found: dict[str, Optional[tuple[bytes, int, int, int]]] = {}
+    for i, path in enumerate(paths):
+        dumped = out / str(i)
+        found[path] = None
+        if dumped.exists():
+            st = dumped.stat()
+            found[path] = (dumped.read_bytes(), st.st_mode & 0o7777, st.st_uid, st.st_gid)
+    return found
+
+
+def _ids(passwd: Optional[tuple], group: Optional[tuple]) -> dict[str, tuple[int, int]]:
+    """user or group name -> (uid, gid) / (gid, gid) from the guest's /etc/passwd and /etc/group."""
+    ids: dict[str, tuple[int, int]] = {}
+    for line in (group[0] if group else b"").decode().splitlines():
+        name, _, gid, *_ = line.split(":") + ["", "", ""]
+        ids[f"group:{name}"] = (int(gid), int(gid))
+    for line in (passwd[0] if passwd else b"").decode().splitlines():
+        name, _, uid, gid, *_ = line.split(":") + ["", "", "", ""]
+        ids[name] = (int(uid), int(gid))
+    return ids
+
+
+def _bundle_facts(report: Report, lab: Lab, image: Image) -> None:
+    """Facts the good and the tampered boot answer oppositely, read after power-off from the console,
+    the SNS stand-in and the disks: the bundle installed; refused on the console; the refusal
+    published (no secret in it); the data volume closed; nothing of the bundle written."""
+    guest, pin = lab.guest, lab.host.pin
+    console = guest.console_text()
+    refused = [line.strip() for line in console.splitlines() if REFUSAL in line]
+    report.fact("refused-on-console", bool(refused), f"console: {refused[:2] or 'no refusal'}")
+
+    published = lab.s3.published(lab.topic_arn)
+    about = [m for m in published if REFUSAL in m["subject"] and pin.sha256 in m["message"]]
+    leaked = [f"secret #{i}" for i, value in enumerate(lab.vault.secrets_served)
+              if value != lab.topic_arn and any(value in m["subject"] + m["message"] for m in published)]
+    report.fact("refusal-published", len(about) == 1 and len(published) == 1 and not leaked,
+                f"{len(published)} message(s) on {lab.topic_arn}: "
+                f"{[m['subject'] for m in published]}; naming the pin: {len(about)}; secrets in them: {leaked or 'none'}")
+
+    files = yaml.safe_load(lab.host.bundle)["files"]
+    paths = [f["path"] for f in files] + [BUNDLE_CACHE_PATH, "/etc/passwd", "/etc/group"]
+    root_raw = lab.workdir / f"inspect-root-{guest.boots}.raw"
+    run("qemu-img", "convert", "-O", "raw", str(guest.disks["root overlay"]), str(root_raw), timeout=120)
+    try:
+        now = _read_files(root_raw, paths, lab.workdir / f"inspect-{guest.boots}")
+        ssh_dir = run("debugfs", "-R", f"stat /home/{lab.settings.admin_user}/.ssh", str(root_raw)).stdout
+    finally:
+        root_raw.unlink()
+    before = _read_files(image.root, paths, lab.workdir / f"inspect-base-{guest.boots}")
+    ids = _ids(now["/etc/passwd"], now["/etc/group"])
+
+    def as_pinned(entry: dict) -> bool:
+        got = now[entry["path"]]
+        if not entry["content"]:  # Odoo's log: created empty, then Odoo's (and the test writes to it)
+            return got is not None
+        user, _, group = entry["owner"].partition(":")
+        return got is not None and got[:2] == (entry["content"].encode(), int(entry["permissions"], 8)) and \
+            got[2] == ids.get(user, (-1, -1))[0] and got[3] == ids.get(f"group:{group or user}", (-1, -1))[0]
+
+    installed = [f["path"] for f in files if as_pinned(f)]
+    cache = now[BUNDLE_CACHE_PATH]
+    cache_ok = cache is not None and hashlib.sha256(cache[0]).hexdigest() == pin.sha256 and cache[1] == 0o600
+    ssh_dir_owner = re.search(r"User:\s+(\d+)\s+Group:\s+(\d+)", ssh_dir)
+    ssh_dir_mode = re.search(r"Mode:\s+(\d+)", ssh_dir)
+    report.fact("bundle-installed", len(installed) == len(files) and cache_ok,
+                f"{len(installed)} of {len(files)} bundle files on the root disk with the pinned content, owner "
+                f"and mode (not: {sorted(set(f['path'] for f in files) - set(installed))[:4]}); verified cache: "
+                f"{cache_ok}; ~/.ssh uid:gid {ssh_dir_owner.groups() if ssh_dir_owner else None} mode "
+                f"{ssh_dir_mode.group(1) if ssh_dir_mode else None}")
+
+    # Written by the installer: a path holding its entry's content from the pinned or the served
+    # bundle (the empty Odoo log: present at all). Other changes are cloud-init's (it makes the
+    # admin's empty authorized_keys), named in the detail.
+    served = {f["path"]: f["content"].encode() for f in yaml.safe_load(lab.served_bundle)["files"]}
+    written = [f["path"] for f in files if now[f["path"]] is not None and (
+        not f["content"] or now[f["path"]][0] in (f["content"].encode(), served.get(f["path"])))]
+    others = [p for p in paths[:-3] if now[p] != before[p] and p not in written]
+    report.fact("nothing-installed", not written and cache is None,
+                f"bundle files written: {len(written)} of {len(files)} {written[:3]}; cache "
+                f"{'absent' if cache is None else 'present'}; {DATA_VOLUME_UNIT_PATH} "
+                f"{'absent' if now[DATA_VOLUME_UNIT_PATH] is None else 'present'}; changed, not by the bundle: "
+                f"{others or 'none'}")
+
+    with open(guest.disks["data volume"], "rb") as volume:
+        head = volume.read(1 << 20)
+    # systemd's boot status lines shorten the middle: "Starting odoo-hosting-data…he encrypted client data volume".
+    unit_ran = bool(re.search(r"odoo-hosting-data|encrypted client data volume", console))
+    report.fact("data-volume-closed", not any(head) and now[DATA_VOLUME_UNIT_PATH] is None and not unit_ran,
+                f"data volume's first MiB {'blank' if not any(head) else 'LUKS' if head.startswith(LUKS_MAGIC) else 'written'} "
+                f"(never formatted, so never opened: no /dev/mapper/{DATA_VOLUME_MAPPER_NAME} possible); unit file "
+                f"{'absent' if now[DATA_VOLUME_UNIT_PATH] is None else 'present'}; unit on the console: {unit_ran}")
 
 
 def other_secret_names() -> set[str]:
@@ -212,10 +532,6 @@ def other_secret_names() -> set[str]:
         names |= {v for k, v in vars(module).items() if k.startswith("SECRET_NAME_") and isinstance(v, str)}
         names |= {k for k in getattr(module, "HOST_FILES", {}) if isinstance(k, str)}
     return names
-
-
-def data_marker(standin: VaultStandIn) -> str:
-    return f"odoo-hosting-vm-test-marker-{standin.client_token[-16:]}"
 
 
 def uuid_hex() -> str:
@@ -283,13 +599,13 @@ def _ssh_checks(report: Report, *, sh, ssh: SSH, operator: WgPeer, settings, wor
 
 
 def _checks(report: Report, *, sh, ssh: SSH, ns: NetNS, operator: WgPeer, member: WgPeer, settings,
-            standin: VaultStandIn, workdir: Path) -> None:
+            standin: VaultStandIn, workdir: Path, marker: str) -> None:
     admin = settings.admin_user
     host = str(settings.vpn.host_address)
 
     # DSK-01: LUKS2 mapping opened at boot, mounted where the data lives. The marker goes in
     # base64 so its plaintext is never on a command line (sudo logs those to the journal).
-    marker_b64 = base64.b64encode(data_marker(standin).encode()).decode()
+    marker_b64 = base64.b64encode(marker.encode()).decode()
     result = sh(f"""sudo sh -c '
         dev=$(readlink -f {DATA_VOLUME_BY_ID}); echo "device=$dev"
         echo "unit=$(systemctl is-active {DATA_VOLUME_UNIT_NAME})"
@@ -425,10 +741,9 @@ def _checks(report: Report, *, sh, ssh: SSH, ns: NetNS, operator: WgPeer, member
                f"(then its SSH: {after_ban}); operator still in: {operator_ok}")
 
 
-def _check_disks(report: Report, guest: Guest, standin: VaultStandIn, workdir: Path) -> None:
+def _check_disks(report: Report, guest: Guest, standin: VaultStandIn, workdir: Path, marker: str) -> None:
     """SEC-01/DSK-01: no secret the host got from Vault is on any of its disks, and the
     data volume holds no plaintext (the marker written to it is not readable there)."""
-    marker = data_marker(standin)
     needles = {f"secret #{i}": s for i, s in enumerate(standin.secrets_served)}
     needles["data marker"] = marker
     patterns = workdir / "needles"

@@ -3,18 +3,22 @@ its promises from the outside.
 
 QEMU (software emulation) boots a Debian 12 image built from Debian packages
 (tests/vm/image.py, cached outside the repository) with the stack's rendered
-cloud-config on a NoCloud seed, a blank disk named like a Hetzner volume, and
-user-mode networking inside a network namespace the test makes. Vault is
-played by tests/vm/vault_standin.py (see there what it does not check); the
-wrapped secret-id arrives through QEMU fw_cfg, never in user-data. The test
-reaches SSH the real way, through WireGuard peers in that namespace.
+user-data (``render_host(...).user_data``) on a NoCloud seed, a blank disk
+named like a Hetzner volume, and user-mode networking inside a network
+namespace the test makes. Vault is played by tests/vm/vault_standin.py, the
+client's bucket and incident topic by moto (tests/vm/s3_standin.py), which
+holds the rendered host bundle at the pinned key (see both for what they do
+not check); the wrapped secret-id arrives through QEMU fw_cfg, never in
+user-data. The host fetches, verifies and installs its bundle itself; the
+test reaches SSH the real way, through WireGuard peers in that namespace.
 
 Differences from production, all test-only and public: the example's SSH and
-WireGuard public keys are replaced by the test's own; the Vault address is the
-stand-in's; the cloud-config gets one extra file, the stand-in's throwaway CA
+WireGuard public keys are replaced by the test's own; the Vault address, the
+bundle URL and the SNS endpoint are the stand-ins' (plain HTTP for S3/SNS);
+the user-data gets one extra file, the Vault stand-in's throwaway CA
 certificate. Everything else (including package_update/upgrade, which run
 offline and harmlessly: the packages are already in the image) is the
-rendered cloud-config as is.
+rendered host as is.
 """
 
 from __future__ import annotations
@@ -25,16 +29,22 @@ from components.hostconfig import write_files
 from tests.conftest import EXAMPLE_STACKS, example_settings
 
 from .conftest import record, require_vm_host
-from .host import Report, boot_and_check, weaken_sshd
+from .host import Report, boot_and_check, tamper_bundle, weaken_sshd
 
 pytestmark = [pytest.mark.vm, pytest.mark.system, pytest.mark.slow]
+
+REBOOT_STACK = "example-private"
+"""The one stack whose disks boot a second time, with S3 stopped (CI time: one reboot is enough)."""
+TAMPER_STACK = "example-public"
+REFUSAL_FACTS = ("refused-on-console", "refusal-published", "data-volume-closed", "nothing-installed")
+"""Facts a refused bundle makes true; the good boots show the very same checks false."""
 
 
 @pytest.fixture(scope="module", params=EXAMPLE_STACKS)
 def booted(request) -> Report:
-    """One boot per example stack, shared by the tests below."""
+    """One boot per example stack, shared by the tests below (REBOOT_STACK's boots twice)."""
     require_vm_host()
-    report = boot_and_check(request.param)
+    report = boot_and_check(request.param, reboot=request.param == REBOOT_STACK)
     record(report)
     return report
 
@@ -104,3 +114,58 @@ def test_weakened_cloud_config_fails_the_checks():
     failed = {c.name for c in report.failed()}
     assert {"sshd-effective-config", "ssh-password-refused"} <= failed, report.summary()
     assert report.checks["ssh-key-login"].ok, report.summary()
+
+
+def test_bundle_is_fetched_from_s3_verified_and_installed(booted):
+    """The host bundle comes from the bucket: the fetcher reads the bucket credential at the
+    client's ``backup`` KV path, GETs the pinned key once (SigV4 by curl), finds the pinned SHA-256
+    and installs every file with its content, owner and mode, keeping a verified cache (0600).
+
+    The same refusal checks the tampered boot passes are false here: no refusal on the console,
+    nothing published, the data volume formatted and open, the bundle written. What the stand-ins
+    cannot prove: moto accepts any signature and key and has no object lock, so this shows a
+    well-formed request for the right object, not that AWS would authorise it."""
+    expect(booted, "bundle-from-s3")
+    assert booted.holds("bundle-installed"), booted.summary()
+    assert [booted.holds(f) for f in REFUSAL_FACTS] == [False] * len(REFUSAL_FACTS), booted.summary()
+
+
+@pytest.mark.parametrize("booted", [REBOOT_STACK], indirect=True)
+def test_later_boot_needs_no_s3(booted):
+    """The same disks boot again with S3 stopped (moto's process ended, connections refused): the
+    bundle unit verifies the cached copy against the pin and changes nothing (journal: ``from
+    cache: 0 of N files changed``, so nothing is restarted, and a line Odoo logged before the
+    reboot is still in its log) without reading the bucket credential from Vault; the data volume
+    opens again with the LUKS key from Vault (a new wrapped secret-id, as for every boot) and
+    holds the first boot's marker; SSH through WireGuard works.
+
+    Not proven: an outage that hangs (DNS, timeouts) rather than refuses; a cache that no longer
+    matches the pin (the unit then fetches again, which needs S3)."""
+    reboot = booted.reboot
+    assert reboot is not None, booted.summary()
+    assert reboot.error is None and not reboot.failed(), reboot.summary()
+    expect(reboot, "ssh-key-login", "bundle-from-cache", "data-volume-reopened", "no-failed-unit",
+           "secrets-not-on-disk")
+
+
+def test_tampered_bundle_is_refused_reported_and_not_installed():
+    """The object at the pinned key replaced by the bundle with ONE added sshd line (password login
+    on), fresh server: the host refuses it. The refusal is on the serial console (the unit's
+    stderr); exactly one SNS Publish reached the incident topic, naming the refusal and the pinned
+    SHA-256, with no secret the host holds in it; the data volume stays closed (its disk is still
+    blank: never formatted, so never opened; the unit file does not exist); no bundle file was
+    written (no path holds its content from the pinned or the served bundle, no cache; the only
+    other change there is cloud-init's own authorized_keys for the admin). Without the bundle there are no SSH keys, so
+    all of this is read from the console, moto's records and the disks after power-off.
+
+    What the stand-ins cannot prove: moto verifies no SigV4 signature (a wrong credential would
+    pass) and enforces no object lock (in AWS the locked object cannot be replaced at all; this
+    plays an attacker who got past it); the refusal reaching people (SNS subscriptions) is the
+    backup tests' (moto SNS to SQS)."""
+    require_vm_host()
+    report = boot_and_check(TAMPER_STACK, label=f"{TAMPER_STACK} TAMPERED BUNDLE", tamper=tamper_bundle)
+    record(report)
+    assert report.error is None, report.summary()
+    assert [report.holds(f) for f in REFUSAL_FACTS] == [True] * len(REFUSAL_FACTS), report.summary()
+    assert report.holds("bundle-installed") is False, report.summary()
+    expect(report, "secrets-not-on-disk")

@@ -9,8 +9,11 @@ throwaway CA made by the test:
   Vault);
 * ``POST /v1/auth/approle/login`` with role_id + secret_id: returns a client
   token;
-* ``GET /v1/<kv mount>/data/<client path>`` with that token: the KV v2
-  document holding the boot secrets.
+* ``GET /v1/<kv mount>/data/<path>`` with that token: the KV v2 document
+  at that path, one per path given (the client's ``boot`` and ``backup``
+  paths: the bucket credential for the host bundle is only at ``backup``).
+
+:meth:`VaultStandIn.rewrap` issues the next boot's wrapping token.
 
 What it does NOT check (Vault does, and the secrets issue tests it): policies
 and their paths, token TTLs and renewal, secret-id bound CIDRs/TTL/use
@@ -78,19 +81,18 @@ def make_test_ca(directory: Path, server_ip: str) -> tuple[Path, Path, Path]:
 
 
 class VaultStandIn:
-    """Serves one host's boot secrets on 127.0.0.1:<port> inside ``netns``, over TLS."""
+    """Serves one host's secrets on 127.0.0.1:<port> inside ``netns``, over TLS.
+
+    ``documents``: KV path (inside ``kv_mount``) -> its values."""
 
     def __init__(self, *, netns: str, port: int, cert: Path, key: Path, role_id: str, kv_mount: str,
-                 kv_path: str, values: dict[str, str]) -> None:
-        self.wrapping_token = "hvs.wrap-" + secrets.token_urlsafe(24)
-        self.secret_id = secrets.token_hex(18)
-        self.client_token = "hvs.client-" + secrets.token_urlsafe(24)
-        self.values = dict(values)
+                 documents: dict[str, dict[str, str]]) -> None:
+        self.documents = {path: dict(values) for path, values in documents.items()}
         self.calls: list[tuple[str, str, int]] = []
-        self.unwrapped = 0
+        self.issued: list[str] = []
+        self.rewrap()
         standin = self
-        kv_url = f"/v1/{kv_mount}/data/{kv_path}"
-        kv_prefix = kv_url.rsplit("/", 1)[0] + "/"
+        kv_prefix = f"/v1/{kv_mount}/data/"
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
@@ -133,11 +135,11 @@ class VaultStandIn:
                 return self._reply(404, {"errors": []})
 
             def do_GET(self):
-                # One document for every path of this client (boot, backup, ...).
-                if self.path == kv_url or self.path.startswith(kv_prefix):
+                values = standin.documents.get(self.path.removeprefix(kv_prefix).split("?")[0])
+                if self.path.startswith(kv_prefix) and values is not None:
                     if self.headers.get("X-Vault-Token") != standin.client_token:
                         return self._reply(403, {"errors": ["permission denied"]})
-                    return self._reply(200, {"data": {"data": standin.values, "metadata": {"version": 1}}})
+                    return self._reply(200, {"data": {"data": values, "metadata": {"version": 1}}})
                 return self._reply(404, {"errors": []})
 
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -155,10 +157,20 @@ class VaultStandIn:
                                         daemon=True)
         self._thread.start()
 
+    def rewrap(self) -> str:
+        """A fresh wrapping token (with a new secret-id and client token) for the next boot, as the
+        orchestrator delivers one per boot; the previous ones stop working. Returns the wrapping token."""
+        self.wrapping_token = "hvs.wrap-" + secrets.token_urlsafe(24)
+        self.secret_id = secrets.token_hex(18)
+        self.client_token = "hvs.client-" + secrets.token_urlsafe(24)
+        self.unwrapped = 0
+        self.issued += [self.wrapping_token, self.secret_id, self.client_token]
+        return self.wrapping_token
+
     @property
     def secrets_served(self) -> list[str]:
         """Every secret value that crossed the wire (to grep the guest's disks for)."""
-        return [self.wrapping_token, self.secret_id, self.client_token, *self.values.values()]
+        return [*self.issued, *(v for values in self.documents.values() for v in values.values())]
 
     def close(self) -> None:
         self.server.shutdown()
