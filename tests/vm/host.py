@@ -22,34 +22,58 @@ import os
 import re
 import secrets
 import shutil
-import socket
 import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional
 
 import yaml
 
 from components.hostconfig import (
-    BUNDLE_CACHE_PATH, DATA_MOUNT_POINT, DATA_VOLUME_MAPPER_NAME, DATA_VOLUME_UNIT_NAME, DATA_VOLUME_UNIT_PATH,
-    MAX_RETRY, NFTABLES_TABLE, ODOO_LOG_PATH, SECRET_NAME_LUKS_KEY, SECRET_NAME_WIREGUARD_KEY, SSHD_DROPIN_PATH, VAULT_KV_MOUNT,
-    WRAPPED_SECRET_ID_PATH, approle_role_id, render_boot_config, render_host,
+    BUNDLE_CACHE_PATH,
+    DATA_MOUNT_POINT,
+    DATA_VOLUME_MAPPER_NAME,
+    DATA_VOLUME_UNIT_NAME,
+    DATA_VOLUME_UNIT_PATH,
+    MAX_RETRY,
+    NFTABLES_TABLE,
+    ODOO_LOG_PATH,
+    SECRET_NAME_LUKS_KEY,
+    SECRET_NAME_WIREGUARD_KEY,
+    SSHD_DROPIN_PATH,
+    VAULT_KV_MOUNT,
+    WRAPPED_SECRET_ID_PATH,
+    approle_role_id,
+    render_boot_config,
+    render_host,
 )
 from components.hostconfig.bundle import BUNDLE_UNIT_NAME
 from components.hostconfig.nftables import PUBLIC_TCP_PORTS
 from components.secrets import (
-    SECRET_NAME_AWS_KEY_ID, SECRET_NAME_AWS_SECRET, SECRET_NAME_INCIDENT_TOPIC, SECRET_NAME_RESTIC,
+    SECRET_NAME_AWS_KEY_ID,
+    SECRET_NAME_AWS_SECRET,
+    SECRET_NAME_INCIDENT_TOPIC,
+    SECRET_NAME_RESTIC,
     SECRET_NAME_RESTIC_PREVIOUS,
 )
 from tests.conftest import example_raw_config, example_settings
 
 from .image import Image, ensure_image
 from .machine import (
-    DATA_VOLUME_BY_ID, FORWARD_BASE, GUEST_HOST_ALIAS, PROBED_TCP_PORTS, S3_PORT, SSH, VAULT_PORT, Guest, NetNS,
-    WgPeer, run,
+    DATA_VOLUME_BY_ID,
+    FORWARD_BASE,
+    GUEST_HOST_ALIAS,
+    PROBED_TCP_PORTS,
+    S3_PORT,
+    SSH,
+    VAULT_PORT,
+    Guest,
+    NetNS,
+    WgPeer,
+    run,
 )
 from .s3_standin import MotoStandIn
 from .vault_standin import VaultStandIn, make_test_ca, socket_in_netns
@@ -84,9 +108,9 @@ class Report:
     checks: dict[str, Check] = field(default_factory=dict)
     timings: list[tuple[str, float]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-    error: Optional[str] = None
+    error: str | None = None
     console_tail: str = ""
-    reboot: Optional["Report"] = None
+    reboot: Report | None = None
     """The later boot of the same disks (``boot_and_check(reboot=True)``)."""
     started: float = field(default_factory=time.monotonic)
 
@@ -99,7 +123,7 @@ class Report:
     def fact(self, name: str, holds: bool, detail: str) -> None:
         self.checks[name] = Check(name, bool(holds), detail, fact=True)
 
-    def holds(self, name: str) -> Optional[bool]:
+    def holds(self, name: str) -> bool | None:
         return self.checks[name].ok if name in self.checks else None
 
     def failed(self) -> list[Check]:
@@ -159,10 +183,10 @@ class Lab:
     """One test server's surroundings: the namespace, the Vault and S3/SNS stand-ins, the test's
     keys, the rendered host (bundle in S3 at the pinned key, or ``tamper(bundle)`` there)."""
 
-    def __init__(self, stack: str, workdir: Path, *, tamper: Optional[Callable[[str], str]] = None) -> None:
+    def __init__(self, stack: str, workdir: Path, *, tamper: Callable[[str], str] | None = None) -> None:
         self.workdir, self.guest, self.peers = workdir, None, []
-        self.vault: Optional[VaultStandIn] = None
-        self.s3: Optional[MotoStandIn] = None
+        self.vault: VaultStandIn | None = None
+        self.s3: MotoStandIn | None = None
         self.ns = NetNS()
         self.marker = f"odoo-hosting-vm-test-marker-{secrets.token_hex(8)}"
         ca, cert, key = make_test_ca(workdir, GUEST_HOST_ALIAS)
@@ -242,9 +266,9 @@ class Lab:
         self.ns.close()
 
 
-def boot_and_check(stack: str, *, label: Optional[str] = None,
+def boot_and_check(stack: str, *, label: str | None = None,
                    transform: Callable[[str], str] = lambda text: text, ssh_only: bool = False,
-                   tamper: Optional[Callable[[str], str]] = None, reboot: bool = False, log=print) -> Report:
+                   tamper: Callable[[str], str] | None = None, reboot: bool = False, log=print) -> Report:
     """Boot ``stack``'s rendered host (user-data after ``transform``) and check it from outside.
 
     ``ssh_only`` runs the SSH checks and then kills the VM (the weakened case needs no more).
@@ -419,13 +443,13 @@ def _reboot_without_s3(lab: Lab, label: str) -> Report:
     return report
 
 
-def _read_files(image: Path, paths: list[str], out: Path) -> dict[str, Optional[tuple[bytes, int, int, int]]]:
+def _read_files(image: Path, paths: list[str], out: Path) -> dict[str, tuple[bytes, int, int, int] | None]:
     """(content, mode, uid, gid) of each path in the ext4 ``image`` (None: absent), read with debugfs."""
     out.mkdir(parents=True)
     commands = out / "commands"
     commands.write_text("".join(f'dump -p "{path}" "{out}/{i}"\n' for i, path in enumerate(paths)))
     subprocess.run(["debugfs", "-f", str(commands), str(image)], capture_output=True, check=True)
-    found: dict[str, Optional[tuple[bytes, int, int, int]]] = {}
+    found: dict[str, tuple[bytes, int, int, int] | None] = {}
     for i, path in enumerate(paths):
         dumped = out / str(i)
         found[path] = None
@@ -435,7 +459,7 @@ def _read_files(image: Path, paths: list[str], out: Path) -> dict[str, Optional[
     return found
 
 
-def _ids(passwd: Optional[tuple], group: Optional[tuple]) -> dict[str, tuple[int, int]]:
+def _ids(passwd: tuple | None, group: tuple | None) -> dict[str, tuple[int, int]]:
     """user or group name -> (uid, gid) / (gid, gid) from the guest's /etc/passwd and /etc/group."""
     ids: dict[str, tuple[int, int]] = {}
     for line in (group[0] if group else b"").decode().splitlines():
@@ -538,7 +562,7 @@ def uuid_hex() -> str:
     return secrets.token_hex(6)
 
 
-def probe_tcp(ns: NetNS, address: str, port: int, source: Optional[str] = None, wait: float = 4.0) -> str:
+def probe_tcp(ns: NetNS, address: str, port: int, source: str | None = None, wait: float = 4.0) -> str:
     """'data' (a banner), 'closed' (EOF or refused: something answered) or 'silent' (dropped) within ``wait``."""
     sock = socket_in_netns(ns.name)
     sock.settimeout(wait)
@@ -549,7 +573,7 @@ def probe_tcp(ns: NetNS, address: str, port: int, source: Optional[str] = None, 
         return "data" if sock.recv(64) else "closed"
     except ConnectionError:
         return "closed"
-    except (socket.timeout, TimeoutError):
+    except TimeoutError:
         return "silent"
     finally:
         sock.close()
@@ -573,7 +597,7 @@ def _ssh_checks(report: Report, *, sh, ssh: SSH, operator: WgPeer, settings, wor
     if int(effective.get("maxauthtries", "99")) > 3:
         wrong["maxauthtries"] = effective.get("maxauthtries")
     report.add("sshd-effective-config", result.returncode == 0 and not wrong,
-               f"sshd -T: {'as required' if not wrong else wrong}")
+               f"sshd -T: {wrong or 'as required'}")
 
     # ACC-01: password login refused, for an account that HAS a password.
     password = secrets.token_urlsafe(16)
@@ -597,10 +621,8 @@ def _ssh_checks(report: Report, *, sh, ssh: SSH, operator: WgPeer, settings, wor
                f"root with the admin key: rc={result.returncode} {(result.stdout + result.stderr).strip()[-100:]!r}")
 
 
-
 def _checks(report: Report, *, sh, ssh: SSH, ns: NetNS, operator: WgPeer, member: WgPeer, settings,
             standin: VaultStandIn, workdir: Path, marker: str) -> None:
-    admin = settings.admin_user
     host = str(settings.vpn.host_address)
 
     # DSK-01: LUKS2 mapping opened at boot, mounted where the data lives. The marker goes in

@@ -18,7 +18,6 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
 
 from .image import FW_CFG_SECRET_ID_NAME, Image
 
@@ -42,7 +41,7 @@ def run(*args: str, check: bool = True, timeout: float = 60, **kw) -> subprocess
     return result
 
 
-def stop_process(process: Optional[subprocess.Popen], timeout: float) -> None:
+def stop_process(process: subprocess.Popen | None, timeout: float) -> None:
     """SIGTERM a process the test started (by its own PID), SIGKILL after ``timeout``."""
     if process and process.poll() is None:
         process.terminate()
@@ -86,10 +85,10 @@ class WgPeer:
     public_key: str
     table: int
     interface: str = ""
-    process: Optional[subprocess.Popen] = None
+    process: subprocess.Popen | None = None
 
     @classmethod
-    def generate(cls, name: str, address: str, table: int) -> "WgPeer":
+    def generate(cls, name: str, address: str, table: int) -> WgPeer:
         private = run("wg", "genkey").stdout.strip()
         public = run("wg", "pubkey", input=private + "\n").stdout.strip()
         # wireguard-go's control socket is /var/run/wireguard/<interface>.sock, shared by
@@ -132,7 +131,7 @@ class Guest:
     wrapped_secret_id: str
     instance_id: str
     hostname: str
-    process: Optional[subprocess.Popen] = None
+    process: subprocess.Popen | None = None
     disks: dict = field(default_factory=dict)
     boots: int = 0
 
@@ -155,7 +154,7 @@ class Guest:
         self.disks = {"root overlay": overlay, "data volume": data, "seed": seed}
         self.boot()
 
-    def boot(self, wrapped_secret_id: Optional[str] = None) -> None:
+    def boot(self, wrapped_secret_id: str | None = None) -> None:
         """Power on with the disks as they are: called again after :meth:`stop`, a later boot of the
         same server (same instance-id), with the wrapped secret-id delivered for that boot."""
         w = self.workdir
@@ -186,8 +185,9 @@ class Guest:
             "-qmp", f"unix:{w / 'qmp.sock'},server=on,wait=off",
             "-serial", f"file:{self.console_log}",
         )
-        # `ip netns exec` execs QEMU: this PID is QEMU's.
-        self.process = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=open(w / "qemu.stderr", "w"))
+        # `ip netns exec` execs QEMU: this PID is QEMU's (it keeps its own copy of the stderr fd).
+        with open(w / "qemu.stderr", "w") as stderr:
+            self.process = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=stderr)
 
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
@@ -246,7 +246,7 @@ class SSH:
             *options, f"{user}@{self.host}")
 
     def run(self, source: str, user: str, command: str, *options: str, timeout: float = 60,
-            env: Optional[dict] = None) -> subprocess.CompletedProcess:
+            env: dict | None = None) -> subprocess.CompletedProcess:
         args = self.base(source, user, *options) + ["--", command] if command else self.base(source, user, *options)
         try:
             return subprocess.run(args, capture_output=True, text=True, timeout=timeout, env=env,
