@@ -10,21 +10,18 @@ from __future__ import annotations
 import ast
 import os
 import shutil
-import signal
 import subprocess
 import sys
 from pathlib import Path
 
-import grpc
 import pytest
 import yaml
 from google.protobuf import empty_pb2
-from pulumi.runtime.proto import analyzer_pb2_grpc
 
 from odoo_hosting_policies import ALL_POLICIES
 
 from .conftest import FIREWALL, ROOT, good_firewall
-from .test_pack_starts import _analyze, _read_port
+from .test_pack_starts import _analyze, running_pack
 
 PACK = ROOT / "policies"
 THIRD_PARTY = {"pulumi_policy", "pulumi", "yaml", "grpc", "google"}
@@ -70,21 +67,13 @@ def test_the_pack_installs_alone_and_answers_the_analyzer_protocol(tmp_path):
                               "--require-hashes", "-r", str(pack / "requirements.txt")],
                              capture_output=True, text=True, timeout=600)
     assert install.returncode == 0, install.stderr[-2000:]
-    proc = subprocess.Popen([str(venv / "bin" / "python"), "-u", "-m", "pulumi.policy", "127.0.0.1:1", str(pack)],
-                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            env={"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path)})
-    try:
-        port = _read_port(proc)
-        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
-            stub = analyzer_pb2_grpc.AnalyzerStub(channel)
-            info = stub.GetAnalyzerInfo(empty_pb2.Empty(), timeout=30)
-            open_ssh = good_firewall()
-            open_ssh["rules"].append({"direction": "in", "protocol": "tcp", "port": "22", "sourceIps": ["0.0.0.0/0"]})
-            flagged = _analyze(stub, FIREWALL, open_ssh)
-            clean = _analyze(stub, FIREWALL, good_firewall())
-    finally:
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=10)
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path)}
+    with running_pack(str(venv / "bin" / "python"), str(pack), tmp_path, env) as stub:
+        info = stub.GetAnalyzerInfo(empty_pb2.Empty(), timeout=30)
+        open_ssh = good_firewall()
+        open_ssh["rules"].append({"direction": "in", "protocol": "tcp", "port": "22", "sourceIps": ["0.0.0.0/0"]})
+        flagged = _analyze(stub, FIREWALL, open_ssh)
+        clean = _analyze(stub, FIREWALL, good_firewall())
     assert [p.name for p in info.policies] == [p.name for p in ALL_POLICIES]
     assert any("tcp port 22" in d.message for d in flagged)
     assert not [d for d in clean if d.policyName == "hcloud-firewall-no-public-ingress-except-allowed"]
