@@ -92,4 +92,6 @@ def load_settings() -> Settings:
     all_config: Mapping[str, Any] = pulumi.runtime.config.CONFIG.get()
     prefix = NAMESPACE + ":"
     raw = {k[len(prefix):]: _decode(k[len(prefix):], v) for k, v in all_config.items() if k.startswith(prefix)}
-    return parse_settings(raw)
+    # Which secret settings really are Pulumi secrets (`pulumi config set --secret`); a plain one is refused.
+    secure = frozenset(k for k in SECRET_KEYS if pulumi.runtime.is_config_secret(f"{prefix}{k}"))
+    return parse_settings(raw, secure=secure)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,20 +11,54 @@ import pulumi
 
 from .schema import NAMESPACE, SERVER_SIZES
 
+MAX_SHOWN = 60
+"""At most this many characters of a given value appear in an error."""
+
+# Keys whose values are never shown: the secret settings and anything named like one.
+_SECRET_NAME_RE = re.compile(r"pass|secret|token|credential|private|bearer|auth", re.IGNORECASE)
+# Values that must never be echoed wherever they were pasted.
+_SECRET_VALUE_RE = re.compile(r"PRIVATE KEY|^\s*[a-z][a-z0-9+.-]*://[^/?#]*@|[?&;](?:[^=&]*(?:pass|pwd|secret|token|"
+                              r"key|auth|sig|credential)[^=&]*)=", re.IGNORECASE)
+
+
+class Hidden(str):
+    """A description shown in an error instead of the value (the value may be secret)."""
+
+
+def shown_value(key: str, given: Any) -> str:
+    """How an error shows ``given``: never a value that may be secret, never more than MAX_SHOWN chars,
+    always on one line (repr escapes control characters)."""
+    if given is None:
+        return "(not set)"
+    if isinstance(given, Hidden):
+        return str(given)
+    if _SECRET_NAME_RE.search(key.rpartition(".")[2]) or _SECRET_VALUE_RE.search(str(given)):
+        return "(value not shown: it may be secret)"
+    text = repr(given)
+    if not text.isascii():
+        text = ascii(given)
+    return text if len(text) <= MAX_SHOWN else text[:MAX_SHOWN - 3] + "..."
+
+
+def shown_key(key: str) -> str:
+    """A key as an error names it: ASCII, one line, cut to a sane length."""
+    text = key if key.isascii() and key.isprintable() else ascii(key)[1:-1]
+    return text if len(text) <= 80 else text[:77] + "..."
+
 
 class SettingsError(pulumi.RunError):
     """A stack config value is missing or invalid.
 
-    The message names the key, what was given and what is allowed; it never
-    echoes a value read from a secret key.
+    The message is one line: it names the key, what was given and what is allowed; it never
+    echoes a value that may be secret (see :func:`shown_value`).
     """
 
     def __init__(self, key: str, given: Any, allowed: str) -> None:
         self.key = key
         self.given = given
         self.allowed = allowed
-        shown = "(not set)" if given is None else repr(given)
-        super().__init__(f"{NAMESPACE}:{key}: got {shown}; allowed: {allowed}")
+        one_line = " ".join(allowed.split())
+        super().__init__(f"{NAMESPACE}:{shown_key(key)}: got {shown_value(key, given)}; allowed: {one_line}")
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -2,40 +2,43 @@
 
 from __future__ import annotations
 
-import ipaddress
+import difflib
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 from components.app.images import ODOO_VERSIONS
 
 from .fields import (
-    _EMAIL_RE,
     _EU_AWS_REGION_RE,
-    _HHMM_RE,
     _NAME_RE,
     _SLUG_RE,
     _UNIX_USER_RE,
     _bool,
     _choice,
     _email,
+    _hhmm_minute,
     _hostname,
     _int,
+    _ipv4_address,
+    _ipv4_network,
     _is_rfc1918,
     _list,
     _maintenance_window,
+    _matching,
     _object,
     _private_network,
     _reject_unknown,
     _require_str,
     _unique,
-    _url_parts,
+    _url,
     _vault_address,
     parse_ssh_public_key,
     parse_wireguard_key,
 )
 from .model import (
     Backup,
+    Hidden,
     Ldap,
     MaintenanceWindow,
     OAuthProvider,
@@ -64,17 +67,14 @@ from .schema import (
 )
 
 _POSTGRES_TLS_MODES = ("require", "verify-ca", "verify-full")
+_NAME_ALLOWED = "letters, digits, '.', '_' or '-' (max 63)"
 
 
 def _backup(value: Callable[[str], Any], window: MaintenanceWindow) -> Backup:
-    region = value("backupRegion")
-    if not isinstance(region, str) or not _EU_AWS_REGION_RE.match(region):
-        raise SettingsError("backupRegion", region, "an AWS EU region such as eu-central-1, eu-west-1, eu-north-1")
+    region = _matching("backupRegion", value("backupRegion"), _EU_AWS_REGION_RE,
+                       "an AWS EU region such as eu-central-1, eu-west-1, eu-north-1")
     time_text = value("backupTime")
-    match = _HHMM_RE.match(time_text) if isinstance(time_text, str) else None
-    if not match:
-        raise SettingsError("backupTime", time_text, "a daily UTC time HH:MM, e.g. 01:30")
-    minute = int(match.group(1)) * 60 + int(match.group(2))
+    minute = _hhmm_minute("backupTime", time_text, "a daily UTC time HH:MM, e.g. 01:30")
     if (minute - window.start_minute) % (24 * 60) < window.duration_minutes:
         raise SettingsError("backupTime", time_text,
                             f"a time outside the maintenance window {window.start}-{window.end} "
@@ -97,7 +97,7 @@ def _backup(value: Callable[[str], Any], window: MaintenanceWindow) -> Backup:
                             "keeps backups the lifecycle should expire")
     return Backup(
         region=region,
-        time=time_text,
+        time=MaintenanceWindow._hhmm(minute),  # re-serialised, never the raw text
         fast_restore_days=fast,
         deep_archive_days=deep,
         retention_days=retention,
@@ -117,9 +117,7 @@ def _ssh_keys(key: str, value: Any) -> tuple[SshKey, ...]:
         entry_key = f"{key}[{i}]"
         obj = _object(entry_key, entry)
         _reject_unknown(entry_key, obj, ("name", "publicKey"))
-        name = _require_str(f"{entry_key}.name", obj.get("name"))
-        if not _NAME_RE.match(name):
-            raise SettingsError(f"{entry_key}.name", name, "letters, digits, '.', '_' or '-' (max 63)")
+        name = _matching(f"{entry_key}.name", obj.get("name"), _NAME_RE, _NAME_ALLOWED)
         key_type, line, bits = parse_ssh_public_key(f"{entry_key}.publicKey", obj.get("publicKey"))
         keys.append(SshKey(name=name, public_key=line, key_type=key_type, bits=bits))
     _unique(key, [k.name for k in keys], "names")
@@ -131,10 +129,7 @@ def _vpn(key: str, value: Any) -> Vpn:
     obj = _object(key, value)
     _reject_unknown(key, obj, ("subnet", "port", "peers"))
     subnet_text = obj.get("subnet", VPN_DEFAULTS["subnet"])
-    try:
-        subnet = ipaddress.IPv4Network(subnet_text, strict=True)
-    except (TypeError, ValueError):
-        raise SettingsError(f"{key}.subnet", subnet_text, "an IPv4 network in CIDR form, e.g. 10.66.0.0/24") from None
+    subnet = _ipv4_network(f"{key}.subnet", subnet_text, "an IPv4 network in CIDR form, e.g. 10.66.0.0/24")
     if not _is_rfc1918(subnet) or not 16 <= subnet.prefixlen <= 29:
         raise SettingsError(f"{key}.subnet", subnet_text, "a private (RFC 1918) IPv4 network from /16 to /29")
     port = _int(f"{key}.port", obj.get("port", VPN_DEFAULTS["port"]), 1024, 65535)
@@ -143,14 +138,9 @@ def _vpn(key: str, value: Any) -> Vpn:
         entry_key = f"{key}.peers[{i}]"
         peer = _object(entry_key, entry)
         _reject_unknown(entry_key, peer, ("name", "publicKey", "address"))
-        name = _require_str(f"{entry_key}.name", peer.get("name"))
-        if not _NAME_RE.match(name):
-            raise SettingsError(f"{entry_key}.name", name, "letters, digits, '.', '_' or '-' (max 63)")
+        name = _matching(f"{entry_key}.name", peer.get("name"), _NAME_RE, _NAME_ALLOWED)
         public_key = parse_wireguard_key(f"{entry_key}.publicKey", peer.get("publicKey"))
-        try:
-            address = ipaddress.IPv4Address(_require_str(f"{entry_key}.address", peer.get("address")))
-        except ValueError:
-            raise SettingsError(f"{entry_key}.address", peer.get("address"), f"an IPv4 address in {subnet}") from None
+        address = _ipv4_address(f"{entry_key}.address", peer.get("address"), f"an IPv4 address in {subnet}")
         host = next(subnet.hosts())
         if address not in subnet or address in (subnet.network_address, subnet.broadcast_address, host):
             raise SettingsError(f"{entry_key}.address", str(address),
@@ -168,21 +158,19 @@ def _vpn(key: str, value: Any) -> Vpn:
 def _outside_connection(key: str, entry: Any) -> OutsideConnection:
     obj = _object(key, entry)
     _reject_unknown(key, obj, ("name", "url", "starttls"))
-    name = _require_str(f"{key}.name", obj.get("name"))
-    if not _NAME_RE.match(name):
-        raise SettingsError(f"{key}.name", name, "letters, digits, '.', '_' or '-' (max 63)")
+    name = _matching(f"{key}.name", obj.get("name"), _NAME_RE, _NAME_ALLOWED)
     allowed = "a URL with one of the schemes " + ", ".join(CONNECTION_SCHEMES)
-    scheme, host, port, query = _url_parts(f"{key}.url", obj.get("url"), allowed)
-    if scheme not in CONNECTION_SCHEMES:
+    url = _url(f"{key}.url", obj.get("url"), allowed)
+    if url.scheme not in CONNECTION_SCHEMES:
         raise SettingsError(f"{key}.url", obj.get("url"), allowed)
-    kind, encrypted = CONNECTION_SCHEMES[scheme]
+    kind, encrypted = CONNECTION_SCHEMES[url.scheme]
     starttls = _bool(f"{key}.starttls", obj.get("starttls", False))
     if starttls and (kind not in STARTTLS_KINDS or encrypted):
         raise SettingsError(f"{key}.starttls", True, f"true only for plain {', '.join(STARTTLS_KINDS)} URLs")
     if kind == "postgresql":
         from urllib.parse import parse_qs
-        encrypted = parse_qs(query).get("sslmode", [""])[-1] in _POSTGRES_TLS_MODES
-    return OutsideConnection(name=name, url=obj["url"].strip(), kind=kind, host=host, port=port,
+        encrypted = parse_qs(url.query).get("sslmode", [""])[-1] in _POSTGRES_TLS_MODES
+    return OutsideConnection(name=name, url=url.text, kind=kind, host=url.host, port=url.port,
                              encrypted=encrypted or starttls, starttls=starttls)
 
 
@@ -196,13 +184,12 @@ def _sso(key: str, value: Any) -> Sso:
         pkey = f"{key}.{provider}"
         entry = _object(pkey, obj[provider])
         _reject_unknown(pkey, entry, ("clientId", "tenant") if provider == "microsoft" else ("clientId",))
-        client_id = _require_str(f"{pkey}.clientId", entry.get("clientId"))
-        if not re.match(r"^[A-Za-z0-9._-]{8,200}$", client_id):
-            raise SettingsError(f"{pkey}.clientId", client_id, "the OAuth client id as issued by the provider")
+        client_id = _matching(f"{pkey}.clientId", entry.get("clientId"), re.compile(r"[A-Za-z0-9._-]{8,200}"),
+                              "the OAuth client id as issued by the provider")
         tenant = None
         if provider == "microsoft":
             tenant = _require_str(f"{pkey}.tenant", entry.get("tenant", "organizations"))
-            if not re.match(r"^[A-Za-z0-9.-]{3,100}$", tenant) or tenant == "common":
+            if not re.fullmatch(r"[A-Za-z0-9.-]{3,100}", tenant) or tenant == "common":
                 raise SettingsError(f"{pkey}.tenant", tenant,
                                     "the client's Entra tenant id or domain, or 'organizations' (not 'common')")
         oauth.append(OAuthProvider(name=provider, client_id=client_id, tenant=tenant))
@@ -212,69 +199,84 @@ def _sso(key: str, value: Any) -> Sso:
         entry = _object(lkey, obj["ldap"])
         _reject_unknown(lkey, entry, ("url", "starttls", "bindDn", "baseDn", "userFilter"))
         allowed = "an ldaps:// URL, or ldap:// with starttls: true (LDAP only over TLS, ACC-05)"
-        scheme, host, port, _query = _url_parts(f"{lkey}.url", entry.get("url"), allowed)
+        url = _url(f"{lkey}.url", entry.get("url"), allowed)
+        scheme = url.scheme
         starttls = _bool(f"{lkey}.starttls", entry.get("starttls", False))
-        if scheme not in ("ldap", "ldaps") or (scheme == "ldap" and not starttls) or (scheme == "ldaps" and starttls):
+        if (scheme not in ("ldap", "ldaps") or (scheme == "ldap" and not starttls) or (scheme == "ldaps" and starttls)
+                or url.path not in ("", "/") or url.query):
             raise SettingsError(f"{lkey}.url", entry.get("url"), allowed)
         user_filter = _require_str(f"{lkey}.userFilter", entry.get("userFilter", "(uid=%s)"))
         if "%s" not in user_filter:
             raise SettingsError(f"{lkey}.userFilter", user_filter, "an LDAP filter containing %s for the login")
-        ldap = Ldap(url=entry["url"].strip(), host=host, port=port or (636 if scheme == "ldaps" else 389),
+        ldap = Ldap(url=url.text, host=url.host, port=url.port or (636 if scheme == "ldaps" else 389),
                     starttls=starttls, bind_dn=_require_str(f"{lkey}.bindDn", entry.get("bindDn")),
                     base_dn=_require_str(f"{lkey}.baseDn", entry.get("baseDn")), user_filter=user_filter)
     return Sso(oauth=tuple(oauth), ldap=ldap)
 
 
-def _secrets_set(raw: Mapping[str, Any], sso: Sso) -> frozenset[str]:
+def _secrets_set(raw: Mapping[str, Any], sso: Sso, secure: Collection[str]) -> frozenset[str]:
     present = frozenset(k for k in SECRET_KEYS if raw.get(k) not in (None, ""))
-    for k in present:
+    for k in sorted(present):
+        if k not in secure:
+            # Plain text in the stack file: it would sit unencrypted in Git and in the state.
+            raise SettingsError(k, Hidden("a plain-text value (not shown)"),
+                                f"a secret: remove it from the stack file and run `pulumi config set --secret {k}`")
         if not isinstance(raw[k], str):
-            raise SettingsError(k, "(secret)", "a string set with `pulumi config set --secret`")
+            raise SettingsError(k, Hidden("(secret)"), "a string set with `pulumi config set --secret`")
     if sso.ldap is not None and "ldapBindPassword" not in present:
         raise SettingsError("ldapBindPassword", None,
                             "the LDAP bind password, set with `pulumi config set --secret` (sso.ldap is configured)")
     return present
 
 
-def parse_settings(raw: Mapping[str, Any]) -> Settings:
+def _unknown_key(name: Any) -> SettingsError:
+    """An unknown key, named (cut, ASCII) with a suggestion; its value is never shown (a typo of a secret key)."""
+    text = name if isinstance(name, str) else repr(name)
+    close = difflib.get_close_matches(text, list(KEYS), n=1, cutoff=0.75) or \
+        [k for k in KEYS if k.casefold() == text.casefold()]
+    hint = f"did you mean {close[0]}? " if close else ""
+    return SettingsError(text, Hidden("an unknown key (value not shown)"), hint + "a known key: " + ", ".join(KEYS))
+
+
+def parse_settings(raw: Mapping[str, Any], *, secure: Collection[str] = ()) -> Settings:
     """Validate plain config values (keys without namespace) into Settings.
 
-    Missing keys take the defaults of the schema; unknown keys are an error, so a
-    typo never silently falls back to a default.
+    ``secure`` names the keys the stack holds as Pulumi secrets (``pulumi config set
+    --secret``); a secret setting given in plain text is an error. Missing keys take the
+    defaults of the schema; unknown keys are an error, so a typo never silently falls
+    back to a default.
     """
     for name in raw:
         if name not in KEYS:
-            raise SettingsError(name, raw[name], "a known key: " + ", ".join(KEYS))
+            raise _unknown_key(name)
     raw = {k: v for k, v in raw.items() if not (k in SECRET_KEYS and v is None)}
     value: Callable[[str], Any] = lambda k: raw.get(k, default(k))  # noqa: E731
 
-    client_id = value("clientId")
-    if not isinstance(client_id, str) or not _SLUG_RE.match(client_id):
-        raise SettingsError("clientId", client_id,
-                            "a slug of 3-32 characters: lowercase letters, digits and '-', starting with a letter")
+    client_id = _matching("clientId", value("clientId"), _SLUG_RE,
+                          "a slug of 3-32 characters: lowercase letters, digits and '-', starting with a letter")
     location = _choice("location", value("location"), EU_LOCATIONS)
     server_type = _choice("serverType", value("serverType"), SERVER_TYPES)
     image = _choice("image", value("image"), IMAGES)
     exposure = _choice("exposure", value("exposure"), EXPOSURES)
 
-    domains = tuple(_hostname(f"domains[{i}]", d) for i, d in enumerate(_list("domains", value("domains"))))
+    domains = tuple(_hostname(f"domains[{i}]", d) for i, d in enumerate(_list("domains", value("domains"), 50)))
     _unique("domains", domains, "domains")
     acme_email = value("acmeEmail")
     if exposure == "public":
         if not domains:
             raise SettingsError("domains", value("domains"), "at least one domain when exposure is public")
-        if not isinstance(acme_email, str) or not _EMAIL_RE.match(acme_email):
+        if acme_email is None:
             raise SettingsError("acmeEmail", acme_email,
                                 "an e-mail address for the ACME account (required when exposure is public)")
-    else:
-        if domains:
-            raise SettingsError("domains", list(domains),
-                                "no domains when exposure is vpn-only (set exposure: public to serve them)")
-        if acme_email is not None and (not isinstance(acme_email, str) or not _EMAIL_RE.match(acme_email)):
-            raise SettingsError("acmeEmail", acme_email, "an e-mail address")
+    elif domains:
+        raise SettingsError("domains", list(domains),
+                            "no domains when exposure is vpn-only (set exposure: public to serve them)")
+    if acme_email is not None:
+        acme_email = _email("acmeEmail", acme_email)
 
-    admin_user = value("adminUser")
-    if not isinstance(admin_user, str) or not _UNIX_USER_RE.match(admin_user) or admin_user == "root":
+    admin_user = _matching("adminUser", value("adminUser"), _UNIX_USER_RE,
+                           "a Unix user name other than root (lowercase, max 32)")
+    if admin_user == "root":
         raise SettingsError("adminUser", admin_user, "a Unix user name other than root (lowercase, max 32)")
 
     private_network = _private_network("privateNetwork", value("privateNetwork"))
@@ -290,22 +292,21 @@ def parse_settings(raw: Mapping[str, Any]) -> Settings:
     odoo_version = _choice("odooVersion", odoo_version, ODOO_VERSIONS)
     contacts_raw = value("incidentContacts")
     contacts = tuple(_email(f"incidentContacts[{i}]", c)
-                     for i, c in enumerate(_list("incidentContacts", contacts_raw)))
+                     for i, c in enumerate(_list("incidentContacts", contacts_raw, 20)))
     if not contacts:
         raise SettingsError("incidentContacts", contacts_raw,
                             "at least one e-mail address of the client's incident contacts (INC-01)")
     _unique("incidentContacts", contacts, "addresses")
-    incident_region = value("incidentRegion")
-    if not isinstance(incident_region, str) or not _EU_AWS_REGION_RE.match(incident_region):
-        raise SettingsError("incidentRegion", incident_region, "an EU AWS region (eu-central-1, eu-west-1, ...)")
+    incident_region = _matching("incidentRegion", value("incidentRegion"), _EU_AWS_REGION_RE,
+                                "an EU AWS region (eu-central-1, eu-west-1, ...)")
     sso = _sso("sso", value("sso"))
     connections = [_outside_connection(f"outsideConnections[{i}]", c)
-                   for i, c in enumerate(_list("outsideConnections", value("outsideConnections")))]
+                   for i, c in enumerate(_list("outsideConnections", value("outsideConnections"), 50))]
     _unique("outsideConnections", [c.name for c in connections], "names")
     if sso.ldap is not None:
         connections.append(OutsideConnection(name="sso-ldap", url=sso.ldap.url, kind="ldap", host=sso.ldap.host,
                                              port=sso.ldap.port, encrypted=True, starttls=sso.ldap.starttls))
-    secrets_set = _secrets_set(raw, sso)
+    secrets_set = _secrets_set(raw, sso, secure)
 
     return Settings(
         client_id=client_id,

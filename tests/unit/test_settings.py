@@ -8,7 +8,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from components.settings import SettingsError, parse_settings
+from components.settings import SECRET_KEYS, SettingsError, parse_settings
 from tests.conftest import example_raw_config
 
 
@@ -27,8 +27,9 @@ _DELETE = object()
 
 def _error(**changes) -> SettingsError:
     stack = changes.pop("stack", "example-public")
+    secure = changes.pop("secure", SECRET_KEYS)  # as `pulumi config set --secret` would have set them
     with pytest.raises(SettingsError) as caught:
-        parse_settings(_raw(stack, **changes))
+        parse_settings(_raw(stack, **changes), secure=secure)
     return caught.value
 
 
@@ -370,7 +371,7 @@ _LDAP = {"url": "ldaps://dir.acme.example", "bindDn": "cn=odoo,dc=acme", "baseDn
 
 
 def test_ldap_over_ldaps_configures_auth_ldap_and_is_an_encrypted_connection():
-    s = parse_settings(_raw(sso={"ldap": _LDAP}, ldapBindPassword="s3cret"))
+    s = parse_settings(_raw(sso={"ldap": _LDAP}, ldapBindPassword="s3cret"), secure=SECRET_KEYS)
     assert s.sso.modules == ("auth_ldap",) and s.sso.ldap.port == 636
     assert [(c.name, c.encrypted) for c in s.outside_connections][-1] == ("sso-ldap", True)
     assert "ldapBindPassword" in s.secrets_set
@@ -378,7 +379,7 @@ def test_ldap_over_ldaps_configures_auth_ldap_and_is_an_encrypted_connection():
 
 def test_ldap_with_starttls_is_accepted():
     s = parse_settings(_raw(sso={"ldap": {**_LDAP, "url": "ldap://dir.acme.example", "starttls": True}},
-                            ldapBindPassword="s3cret"))
+                            ldapBindPassword="s3cret"), secure=SECRET_KEYS)
     assert s.sso.ldap.starttls and s.sso.ldap.port == 389
 
 
