@@ -3,17 +3,28 @@
 from __future__ import annotations
 
 import functools
+import importlib.util
 import json
 import os
 from dataclasses import dataclass, field
 from typing import Any
 
-import yaml
-
 from . import SECRET_PLACEHOLDER, PreflightError
 
-# libyaml's loader is ~10x faster; it matters when a fleet has hundreds of stacks.
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+def _load_stack_yaml_module() -> Any:
+    """components/settings/stack_yaml.py, the one safe stack-file loader, loaded by its path under a
+    private name: importing the `components` package here would shadow a program's own `components`."""
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                        "components", "settings", "stack_yaml.py")
+    spec = importlib.util.spec_from_file_location("_preflight_stack_yaml", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+stack_yaml = _load_stack_yaml_module()
 
 
 @dataclass
@@ -31,16 +42,13 @@ class StackConfig:
 
 
 def _load_yaml(path: str) -> dict[str, Any]:
+    # The one safe stack-file loader (no aliases, no duplicate keys, UTF-8 only), shared with the program.
     try:
-        with open(path, encoding="utf-8") as f:
-            data = yaml.load(f, Loader=_Loader)
+        data = stack_yaml.load_file(path)
     except FileNotFoundError:
         raise PreflightError(f"{path}: file not found") from None
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
-        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-        raise PreflightError(f"{path}: invalid YAML{where}: {problem}") from None
+    except stack_yaml.StackFileError as e:
+        raise PreflightError(str(e)) from None
     if data is None:
         return {}
     if not isinstance(data, dict):
