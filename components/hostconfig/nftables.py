@@ -15,6 +15,14 @@ ICMPV6_TYPES = (
 )
 PUBLIC_TCP_PORTS = (80, 443)
 SSH_PORT = 22
+HETZNER_PUBLIC_GATEWAY = "172.31.1.1"
+"""The gateway and DHCP server of every Hetzner Cloud server's public IPv4 (a /32 behind it)."""
+
+
+def dhcp_servers(settings: Settings) -> tuple[str, ...]:
+    """Who may answer DHCPv4: Hetzner's public gateway, and the private network's gateway (its first
+    address), which serves the private interface's lease."""
+    return (HETZNER_PUBLIC_GATEWAY, str(settings.private_network.network_address + 1))
 
 
 def render_nftables(settings: Settings) -> str:
@@ -59,8 +67,9 @@ def render_nftables(settings: Settings) -> str:
         f"        icmp type {{ {', '.join(ICMP_TYPES)} }} accept",
         f"        icmpv6 type {{ {', '.join(ICMPV6_TYPES)} }} accept",
         "",
-        "        # DHCPv4 replies (Hetzner's primary IPv4 is configured by DHCP).",
-        "        udp sport 67 udp dport 68 accept",
+        "        # DHCPv4 replies (Hetzner's primary IPv4 and the private address are configured by",
+        "        # DHCP), from Hetzner's DHCP servers only: not from anything that sends from port 67.",
+        f"        ip saddr {{ {', '.join(dhcp_servers(settings))} }} udp sport 67 udp dport 68 accept",
         "",
         "        # WireGuard: the way in for operators (and for VPN-only clients).",
         f"        udp dport {vpn.port} accept",

@@ -10,12 +10,11 @@ from .paths import SSHD_DROPIN_PATH
 KEX_ALGORITHMS = ("sntrup761x25519-sha512@openssh.com", "curve25519-sha256", "curve25519-sha256@libssh.org")
 CIPHERS = ("chacha20-poly1305@openssh.com", "aes256-gcm@openssh.com", "aes128-gcm@openssh.com")
 MACS = ("hmac-sha2-512-etm@openssh.com", "hmac-sha2-256-etm@openssh.com")
-# RSA keys (>= 3072 bits, see settings) sign with rsa-sha2-*, never ssh-rsa (SHA-1).
-HOST_KEY_ALGORITHMS = (
-    "ssh-ed25519", "ssh-ed25519-cert-v01@openssh.com",
-    "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521",
-    "rsa-sha2-512", "rsa-sha2-256",
-)
+# The host has ONE host key, Ed25519, delivered by Pulumi (the other generated keys are removed);
+# ssh-audit fails an ECDSA host key (NIST curves) and warns on RSA.
+HOST_KEY_PATH = "/etc/ssh/ssh_host_ed25519_key"
+HOST_KEY_ALGORITHMS = ("ssh-ed25519", "ssh-ed25519-cert-v01@openssh.com")
+# Operator keys may still be ECDSA/sk-ECDSA or RSA >= 3072 bits (settings), signing with rsa-sha2-*.
 PUBKEY_ACCEPTED_ALGORITHMS = (
     "ssh-ed25519", "ssh-ed25519-cert-v01@openssh.com",
     "sk-ssh-ed25519@openssh.com", "sk-ecdsa-sha2-nistp256@openssh.com",
@@ -35,9 +34,34 @@ def sshd_options(settings: Settings) -> list[tuple[str, str]]:
         ("PermitEmptyPasswords", "no"),
         ("MaxAuthTries", "3"),
         ("LoginGraceTime", "30"),
+        # DHEat (CVE-2002-20001): few unauthenticated connections, per source too (ssh-audit).
+        ("MaxStartups", "10:30:60"),
+        ("PerSourceMaxStartups", "3"),
+        ("PerSourceNetBlockSize", "32:128"),
+        # dev-sec ssh-baseline: no forwarding or tunnels (operators reach the host through the VPN),
+        # idle sessions dropped, fingerprints of the keys used in the log.
         ("X11Forwarding", "no"),
         ("AllowAgentForwarding", "no"),
+        ("AllowTcpForwarding", "no"),
+        ("AllowStreamLocalForwarding", "no"),
+        ("GatewayPorts", "no"),
+        ("PermitTunnel", "no"),
+        ("PermitUserEnvironment", "no"),
+        ("HostbasedAuthentication", "no"),
+        ("IgnoreRhosts", "yes"),
+        ("GSSAPIAuthentication", "no"),
+        ("KerberosAuthentication", "no"),
+        ("StrictModes", "yes"),
+        ("MaxSessions", "10"),
+        ("ClientAliveInterval", "300"),
+        ("ClientAliveCountMax", "3"),
+        ("TCPKeepAlive", "no"),
+        ("Compression", "no"),
+        ("UseDNS", "no"),
+        ("DebianBanner", "no"),
+        ("LogLevel", "VERBOSE"),
         ("AllowUsers", settings.admin_user),
+        ("HostKey", HOST_KEY_PATH),
         ("KexAlgorithms", ",".join(KEX_ALGORITHMS)),
         ("Ciphers", ",".join(CIPHERS)),
         ("MACs", ",".join(MACS)),

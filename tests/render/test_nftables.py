@@ -27,7 +27,8 @@ def test_input_policy_drop_and_no_forward_chain(settings):
     assert "ct state established,related accept" in rules
     assert "ct state invalid drop" in rules
     assert 'iifname "lo" accept' in rules
-    assert "udp sport 67 udp dport 68 accept" in rules
+    assert "ip saddr { 172.31.1.1, %s } udp sport 67 udp dport 68 accept" % (
+        settings.private_network.network_address + 1) in rules
     assert f"udp dport {settings.vpn.port} accept" in rules
 
 
@@ -55,6 +56,13 @@ def test_web_ports_only_when_public(public_settings, private_settings):
 def test_private_accepts_only_wireguard_from_outside(private_settings):
     accepts = [r for r in _rules(render_nftables(private_settings)) if r.endswith("accept")]
     port_rules = [r for r in accepts if "dport" in r]
-    assert port_rules == ["udp sport 67 udp dport 68 accept",
+    assert port_rules == ["ip saddr { 172.31.1.1, 10.20.0.1 } udp sport 67 udp dport 68 accept",
                           f"udp dport {private_settings.vpn.port} accept",
                           f'iifname "wg0" ip saddr {private_settings.vpn.subnet} tcp dport 22 accept']
+
+
+def test_dhcp_replies_only_from_hetzners_dhcp_servers(settings):
+    """Issue 16: `udp sport 67 udp dport 68 accept` let anything that sends from port 67 in."""
+    dhcp = [r for r in _rules(render_nftables(settings)) if re.search(r"\bdport 68\b", r)]
+    gateway = settings.private_network.network_address + 1
+    assert dhcp == [f"ip saddr {{ 172.31.1.1, {gateway} }} udp sport 67 udp dport 68 accept"]
