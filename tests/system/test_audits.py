@@ -8,6 +8,7 @@ Each audit also runs on a configuration it must fault, so a passing audit means 
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
@@ -208,3 +209,99 @@ def test_rendered_sshd_throttles_unauthenticated_connections_per_source(tmp_path
     assert values["maxstartups"] == "10:30:60"
     assert values["persourcemaxstartups"] == "3" and values["persourcenetblocksize"] == "32:128"
     assert values["hostkeyalgorithms"] == "ssh-ed25519,ssh-ed25519-cert-v01@openssh.com"
+
+
+# ---- testssl.sh against Caddy with the rendered Caddyfile -------------------------------------
+
+SEVERE = ("MEDIUM", "HIGH", "CRITICAL")
+CA_PROPERTIES = {
+    # Pebble's test certificates carry neither a CRL nor an OCSP URI: a property of the CA that
+    # signed them, not of the proxy's configuration (Let's Encrypt's carry a CRL URI).
+    "cert_revocation",
+}
+HEADERS = ("Strict-Transport-Security", "X-Content-Type-Options", "X-Frame-Options", "Referrer-Policy",
+           "Permissions-Policy", "Content-Security-Policy", "Cross-Origin-Opener-Policy")
+
+
+def _proxy(directory: Path, caddyfile=None):
+    """tests/app/test_proxy_real.py's Caddy + Pebble, with certificates valid 90 days (as Let's Encrypt's)."""
+    from tests.app import test_proxy_real as real
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(real, "CERT_LIFETIME_SECONDS", 90 * 86400)
+        if caddyfile is not None:
+            patch.setattr(real, "render_caddyfile", caddyfile)
+        stack = real.Stack(directory, require_tool("caddy"), require_tool("pebble"),
+                           require_tool("pebble-challtestsrv"))
+    try:
+        real._wait(stack.leaf, 20, "an ACME certificate from Pebble", interval=0.1)
+    except BaseException:
+        stack.close()
+        raise
+    return real, stack
+
+
+def _testssl(directory: Path, stack, domain: str, *checks: str) -> list[dict]:
+    testssl = require_tool("testssl")
+    out = directory / "testssl.json"
+    result = subprocess.run(
+        [testssl, "--quiet", "--color", "0", "--warnings", "off", "--fast", "--jsonfile", str(out),
+         "--ip", "127.0.0.1", "--nodns", "min", "--add-ca", str(directory / "pebble-roots.pem"), *checks,
+         f"https://{domain}:{stack.https_port}"], capture_output=True, text=True, timeout=300)
+    assert out.exists(), result.stdout[-3000:] + result.stderr[-3000:]
+    return json.loads(out.read_text())
+
+
+@pytest.fixture(scope="module")
+def rendered_proxy(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("testssl")
+    real, stack = _proxy(directory)
+    try:
+        yield directory, real, stack
+    finally:
+        stack.close()
+
+
+def test_testssl_finds_nothing_medium_or_worse_that_the_configuration_controls(rendered_proxy):
+    directory, real, stack = rendered_proxy
+    findings = _testssl(directory, stack, real.DOMAIN, "--protocols", "--server-defaults", "--headers",
+                        "--vulnerable")
+    severe = [f"{f['severity']} {f['id']}: {f['finding']}" for f in findings
+              if f["severity"] in SEVERE and f["id"] not in CA_PROPERTIES]
+    assert severe == [], severe
+    by_id = {f["id"]: f for f in findings}
+    assert by_id["banner_server"]["finding"].startswith("No Server banner"), by_id["banner_server"]
+    assert {"TLS1_2", "TLS1_3"} <= {i for i, f in by_id.items() if f["finding"].startswith("offered")}
+    for old in ("SSLv2", "SSLv3", "TLS1", "TLS1_1"):
+        assert by_id[old]["finding"].startswith("not offered"), by_id[old]
+    assert by_id["HSTS_time"]["severity"] == "OK", by_id["HSTS_time"]
+    for header in ("X-Frame-Options", "X-Content-Type-Options", "Content-Security-Policy", "Referrer-Policy"):
+        assert any(i.startswith(header) and f["severity"] in ("OK", "INFO") for i, f in by_id.items()), header
+    for ca_property in CA_PROPERTIES:
+        assert ca_property in README.read_text()
+
+
+def test_every_security_header_and_no_server_banner_on_https(rendered_proxy):
+    _directory, real, stack = rendered_proxy
+    response = stack.https_get("/")
+    response.read()
+    assert all(response.getheader(h) for h in HEADERS), dict(response.getheaders())
+    assert "frame-ancestors 'self'" in response.getheader("Content-Security-Policy")
+    assert response.getheader("Server") is None and response.getheader("X-Powered-By") is None
+
+
+def test_testssl_faults_a_proxy_without_the_headers(tmp_path):
+    """The same audit on a Caddyfile without our header lines: the server banner and the headers are missed."""
+    from components.app.caddyfile import render_caddyfile
+
+    def stock(site):
+        return "\n".join(line for line in render_caddyfile(site).splitlines()
+                         if not line.strip().startswith("header")) + "\n"
+    real, stack = _proxy(tmp_path, caddyfile=stock)
+    try:
+        findings = {f["id"]: f for f in _testssl(tmp_path, stack, real.DOMAIN, "--headers")}
+    finally:
+        stack.close()
+    # Caddy announces itself, and passes on the upstream's banner too.
+    assert findings["banner_server"]["finding"].startswith("Caddy"), findings["banner_server"]
+    assert findings["HSTS"]["severity"] in SEVERE + ("LOW",), findings["HSTS"]
+    assert not any(i.startswith("X-Frame-Options") for i in findings), sorted(findings)
