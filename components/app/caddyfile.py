@@ -14,6 +14,7 @@ Odoo's routes: ``/websocket`` (the bus, Odoo 16+) goes to the gevent port
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -57,6 +58,9 @@ SECURITY_HEADERS = (
 """Headers every HTTPS response carries (OWASP secure headers an Odoo site can keep)."""
 
 
+_CADDY_TOKEN = re.compile(r"[A-Za-z0-9._%+@:/\[\]-]{1,2048}")
+
+
 @dataclass(frozen=True, kw_only=True)
 class ProxySite:
     """What the proxy serves; plain values so tests can override ports and the ACME directory."""
@@ -84,6 +88,12 @@ class ProxySite:
     def __post_init__(self) -> None:
         if not self.addresses:
             raise ValueError("a proxy needs at least one site address")
+        # Each value is one Caddyfile token: nothing Caddy reads as syntax (blanks, quotes, braces,
+        # '#' comments, '{$ENV}' / '{placeholder}' substitution, newlines) may reach the file.
+        for value in (*self.addresses, self.upstream, self.acme_email, self.acme_ca, self.acme_ca_root,
+                      *(self.certificate or ()), self.bind, self.storage_dir):
+            if value is not None and not _CADDY_TOKEN.fullmatch(value):
+                raise ValueError(f"not a plain Caddyfile token: {value[:60]!r}")
         if self.certificate is None and not self.acme_email:
             raise ValueError("ACME needs an account e-mail")
 

@@ -93,6 +93,12 @@ def render_odoo_conf(settings: Settings) -> str:
             # Odoo's smtp_ssl means "encrypt" (SSL/TLS or STARTTLS, by port).
             f"smtp_ssl = {'True' if smtp.encrypted else 'False'}",
         ]
+    for line in lines:
+        # configparser reads a line that starts with a blank as the previous value's continuation;
+        # a control character or a blank at the edge of a value would change what Odoo reads.
+        _key, _sep, value = line.partition(" = ")
+        if not line.isprintable() or value != value.strip():
+            raise ValueError(f"odoo.conf: not a one-line value: {line[:60]!r}")
     return "\n".join(lines) + "\n"
 
 

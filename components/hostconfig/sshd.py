@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from components.settings import Settings
 
 from .paths import SSHD_DROPIN_PATH
@@ -70,6 +72,10 @@ def sshd_options(settings: Settings) -> list[tuple[str, str]]:
     ]
 
 
+_SSHD_VALUE = re.compile(r"[A-Za-z0-9_.,:@/+=-]+")
+"""One sshd_config argument: no blank (a second argument), quote, '#' or newline (a new keyword)."""
+
+
 def render_sshd_dropin(settings: Settings) -> str:
     lines = [
         f"# {SSHD_DROPIN_PATH}: managed by odoo-hosting (ACC-01).",
@@ -78,5 +84,8 @@ def render_sshd_dropin(settings: Settings) -> str:
         "# so this 00- file wins over cloud-init's 50-cloud-init.conf.",
         "# SSH is reachable only through the WireGuard tunnel (see nftables.conf).",
     ]
-    lines += [f"{keyword} {value}" for keyword, value in sshd_options(settings)]
+    for keyword, value in sshd_options(settings):
+        if not _SSHD_VALUE.fullmatch(value):
+            raise ValueError(f"{keyword}: not a single sshd_config argument: {value[:60]!r}")
+        lines.append(f"{keyword} {value}")
     return "\n".join(lines) + "\n"
