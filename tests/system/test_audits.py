@@ -207,7 +207,7 @@ def test_rendered_sshd_throttles_unauthenticated_connections_per_source(tmp_path
     """DHEat (CVE-2002-20001): ssh-audit 3.x's check; Debian 12's ssh-audit 2.5 predates it, so sshd -T says it."""
     values = _effective(tmp_path / "ssh", _rendered_dropin("example-public", tmp_path), "ops")
     assert values["maxstartups"] == "10:30:60"
-    assert values["persourcemaxstartups"] == "3" and values["persourcenetblocksize"] == "32:128"
+    assert values["persourcemaxstartups"] == "10" and values["persourcenetblocksize"] == "32:128"
     assert values["hostkeyalgorithms"] == "ssh-ed25519,ssh-ed25519-cert-v01@openssh.com"
 
 
