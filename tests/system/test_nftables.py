@@ -189,3 +189,53 @@ def test_acc02_tls02_probes_catch_a_weakened_ruleset(firewalls, stack, how):
     finally:
         firewall.load(firewall.rendered)
     assert broken, f"the probes did not notice the {how} ruleset"
+
+
+# ---- DHCP: replies only from Hetzner's DHCP servers ----------------------------------------------
+
+_DHCP_REPLY = r"""
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind((sys.argv[1], 67))
+s.settimeout(1.0)
+s.sendto(b"probe", (sys.argv[2], 68))
+try:
+    print("open" if s.recv(2048) == b"echo:probe" else "odd")
+except socket.timeout:
+    print("dropped")
+"""
+OLD_DHCP_RULE = "udp sport 67 udp dport 68 accept"
+"""The rule before issue 16: anything that sent from port 67 reached port 68."""
+
+
+def test_dhcp_replies_are_accepted_only_from_hetzners_dhcp_servers():
+    import sys
+
+    from components.hostconfig.nftables import dhcp_servers, render_nftables
+    settings = example_settings("example-private")
+    servers = dhcp_servers(settings)
+    stranger = "192.0.2.77"
+    ns = Namespaces()
+    try:
+        host, lan = ns.add("dhcp"), ns.add("lan")
+        ns.veth(host, "eth0", [f"{HOST4}/24"], lan, "eth0", [f"{OUTSIDE4}/24", f"{stranger}/32",
+                                                             *(f"{a}/32" for a in servers)])
+        for address in (stranger, *servers):
+            ns.run(host, "ip", "route", "add", address, "dev", "eth0")
+        listen(ns, host, "0.0.0.0", udp=[68])
+
+        def seen() -> dict[str, str]:
+            return {source: ns.run(lan, sys.executable, "-c", _DHCP_REPLY, source, HOST4).stdout.strip()
+                    for source in (*servers, stranger)}
+        without = seen()
+        rendered = render_nftables(settings)
+        ns.run(host, "nft", "-f", "-", input=rendered)
+        with_rules = seen()
+        (line,) = [r.strip() for r in rendered.splitlines() if "dport 68" in r]
+        ns.run(host, "nft", "-f", "-", input=rendered.replace(line, OLD_DHCP_RULE))
+        with_old_rule = seen()
+    finally:
+        ns.close()
+    assert set(without.values()) == {"open"}, without  # the probe can see a reply at all
+    assert with_rules == {**{s: "open" for s in servers}, stranger: "dropped"}, with_rules
+    assert with_old_rule[stranger] == "open"  # what the old rule let in, and this test catches
