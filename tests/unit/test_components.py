@@ -97,9 +97,10 @@ def test_resource_types_and_counts(built):
         "vault:appRole/authBackendRole:AuthBackendRole": 2,
         "aws:sns/topic:Topic": 1,
         "aws:sns/topicSubscription:TopicSubscription": len(settings.incident_contacts),
-        **({} if settings.public else {
+        "odoo-hosting:host:SshHostKey": 1,
+        **({"tls:index/privateKey:PrivateKey": 1} if settings.public else {
             "odoo-hosting:app:InternalTls": 1,
-            "tls:index/privateKey:PrivateKey": 2,
+            "tls:index/privateKey:PrivateKey": 2 + 1,
             "tls:index/selfSignedCert:SelfSignedCert": 1,
             "tls:index/certRequest:CertRequest": 1,
             "tls:index/locallySignedCert:LocallySignedCert": 1,
