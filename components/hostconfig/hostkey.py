@@ -17,6 +17,7 @@ from .paths import (
     SECRET_FETCH_PATH,
     SECRET_NAME_SSH_HOST_KEY,
     SSH_HOST_KEY_PATH,
+    WIREGUARD_INTERFACE,
 )
 
 
@@ -65,6 +66,8 @@ def render_hostkey_unit() -> str:
 Description=odoo-hosting SSH host key
 Wants=network-online.target
 After=network-online.target {BUNDLE_UNIT_NAME}
+# SSH is reachable only through WireGuard: the tunnel comes up once sshd has the right key.
+Before=wg-quick@{WIREGUARD_INTERFACE}.service
 [Service]
 Type=oneshot
 RemainAfterExit=yes
