@@ -29,6 +29,7 @@ import pulumi_aws as aws
 
 from components.hostconfig.backup import backup_bucket_name, repository_url
 from components.hostconfig.bundle import bundle_key, bundle_sha256
+from components.register import IncidentRegister, IncidentRegisterArgs, bucket_companions
 from components.rotation import SLOTS, Rotation
 from components.secrets import SECRET_NAME_AWS_KEY_ID, SECRET_NAME_AWS_SECRET
 
@@ -138,6 +139,8 @@ class BackupStorage(pulumi.ComponentResource):
     repository: pulumi.Output[str]
     """restic repository URL (``s3:https://s3.<region>.amazonaws.com/<bucket>/restic``)."""
     user_name: pulumi.Output[str]
+    register_bucket: pulumi.Output[str]
+    log_bucket: pulumi.Output[str]
     current_credentials: pulumi.Output[dict[str, str]]
     """Secret map: access key id and secret of the slot in use now."""
 
@@ -172,25 +175,9 @@ class BackupStorage(pulumi.ComponentResource):
             force_destroy=False,
             opts=data(),
         )
-        ownership = aws.s3.BucketOwnershipControls(
-            f"{name}-ownership", bucket=bucket.id,
-            rule=aws.s3.BucketOwnershipControlsRuleArgs(object_ownership="BucketOwnerEnforced"), opts=child)
-        public_block = aws.s3.BucketPublicAccessBlock(
-            f"{name}-public-access-block", bucket=bucket.id, block_public_acls=True, block_public_policy=True,
-            ignore_public_acls=True, restrict_public_buckets=True, opts=child)
-        versioning = aws.s3.BucketVersioning(
-            f"{name}-versioning", bucket=bucket.id,
-            versioning_configuration=aws.s3.BucketVersioningVersioningConfigurationArgs(status="Enabled"),
-            opts=child)
-        encryption = aws.s3.BucketServerSideEncryptionConfiguration(
-            f"{name}-encryption", bucket=bucket.id,
-            rules=[aws.s3.BucketServerSideEncryptionConfigurationRuleArgs(
-                apply_server_side_encryption_by_default=aws.s3.
-                BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultArgs(
-                    sse_algorithm="aws:kms", kms_master_key_id=key.arn),
-                bucket_key_enabled=True,
-            )],
-            opts=child)
+        companions = bucket_companions(name, bucket, child, kms_key_arn=key.arn)
+        versioning, encryption = companions.versioning, companions.encryption
+        ownership, public_block = companions.ownership, companions.public_block
         lock = aws.s3.BucketObjectLockConfiguration(
             f"{name}-object-lock", bucket=bucket.id, object_lock_enabled="Enabled",
             rule=aws.s3.BucketObjectLockConfigurationRuleArgs(
@@ -239,6 +226,13 @@ class BackupStorage(pulumi.ComponentResource):
                                                     args.incident_key_arn).apply(
                                lambda v: render_identity_policy(*v)),
                            opts=child)
+        # The incident register the host's notifier writes, and the bucket's access logs (INC-01).
+        register = IncidentRegister(
+            f"{name}-register",
+            IncidentRegisterArgs(client_id=args.client_id, provider=provider, kms_key_arn=key.arn,
+                                 host_user_name=user.name, host_user_arn=user.arn, backup_bucket_id=bucket.id,
+                                 backup_bucket_arn=bucket.arn),
+            opts=pulumi.ResourceOptions(parent=self))
         keys = {
             slot: aws.iam.AccessKey(
                 f"{name}-access-key-{slot}", user=user.name,
@@ -259,6 +253,8 @@ class BackupStorage(pulumi.ComponentResource):
         self.kms_key_arn = key.arn
         self.repository = pulumi.Output.from_input(repository_url(args.region, backup_bucket_name(args.client_id)))
         self.user_name = user.name
+        self.register_bucket = register.register_bucket
+        self.log_bucket = register.log_bucket
         self.current_credentials = pulumi.Output.secret(pulumi.Output.all(current.id, current.secret).apply(
             lambda v: {SECRET_NAME_AWS_KEY_ID: v[0], SECRET_NAME_AWS_SECRET: v[1]}))
         self.register_outputs({
@@ -267,4 +263,6 @@ class BackupStorage(pulumi.ComponentResource):
             "kms_key_arn": self.kms_key_arn,
             "repository": self.repository,
             "user_name": self.user_name,
+            "register_bucket": self.register_bucket,
+            "log_bucket": self.log_bucket,
         })

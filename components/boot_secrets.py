@@ -1,6 +1,6 @@
 """The boot-secrets seam: secrets the host needs at boot, on their way to Vault.
 
-The host fetches its LUKS key and WireGuard private key at boot with
+The host fetches its LUKS key, WireGuard private key and SSH host key at boot with
 ``/usr/local/sbin/odoo-hosting-secret NAME`` (rendered by
 ``components.hostconfig``): an AppRole login with a response-wrapped,
 single-use secret-id, then a KV v2 read of :data:`BOOT_SECRETS_KV_PATH`.
@@ -23,7 +23,7 @@ import pulumi_random as random
 KV_MOUNT = "odoo-hosting"
 """The KV v2 mount holding every client's secrets."""
 
-SECRET_NAMES = ("luks-key", "wireguard-private-key")
+SECRET_NAMES = ("luks-key", "wireguard-private-key", "ssh-host-ed25519-key")
 """The keys of the boot secret, as the host asks for them."""
 
 LUKS_KEY_LENGTH = 64
@@ -43,6 +43,8 @@ class BootSecretsArgs:
     """The client whose host reads these secrets."""
     wireguard_private_key: pulumi.Input[str]
     """The host's WireGuard private key (secret), from :class:`components.vpn.WireGuardHostKey`."""
+    ssh_host_key: pulumi.Input[str]
+    """The host's OpenSSH Ed25519 private key (secret), from :class:`components.hostkeys.SshHostKey`."""
     app_secrets: pulumi.Input[Mapping[str, str]] | None = None
     """The app plane's secret files (:class:`components.app.secrets.AppSecrets`), fetched by the
     host by name like the boot secrets."""
@@ -70,6 +72,6 @@ class BootSecrets(pulumi.ComponentResource):
         self.kv_mount = pulumi.Output.from_input(KV_MOUNT)
         self.kv_path = pulumi.Output.from_input(boot_secrets_kv_path(args.client_id))
         self.values = pulumi.Output.secret(pulumi.Output.all(
-            luks_key.result, args.wireguard_private_key, args.app_secrets).apply(
-            lambda v: {**dict(zip(SECRET_NAMES, v[:2], strict=True)), **(v[2] or {})}))
+            luks_key.result, args.wireguard_private_key, args.ssh_host_key, args.app_secrets).apply(
+            lambda v: {**dict(zip(SECRET_NAMES, v[:3], strict=True)), **(v[3] or {})}))
         self.register_outputs({"kv_mount": self.kv_mount, "kv_path": self.kv_path})

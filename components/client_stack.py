@@ -26,6 +26,7 @@ from components.boot_secrets import BootSecrets, BootSecretsArgs
 from components.firewall import ClientFirewall, ClientFirewallArgs
 from components.host import Host, HostArgs
 from components.hostconfig import render_host
+from components.hostkeys import SshHostKey, SshHostKeyArgs, known_hosts_path, strict_ssh_options, write_known_hosts
 from components.rotation import Rotation, utc_today
 from components.secrets import ClientSecrets, ClientSecretsArgs
 from components.settings import Settings, load_secret
@@ -51,6 +52,9 @@ class ClientStack(pulumi.ComponentResource):
     vpn_endpoint: pulumi.Output[str]
     vpn_host_public_key: pulumi.Output[str | None]
     vpn_host_address: pulumi.Output[str]
+    ssh_host_public_key: pulumi.Output[str]
+    ssh_known_hosts: pulumi.Output[str | None]
+    """``<vpn address> ssh-ed25519 AAAA...``: what the Docker provider, operators and CI trust."""
     data_volume_id: pulumi.Output[str]
     boot_secrets_path: pulumi.Output[str]
     app_url: pulumi.Output[str]
@@ -70,6 +74,8 @@ class ClientStack(pulumi.ComponentResource):
             opts=child,
         )
         vpn_key = WireGuardHostKey(f"{name}-vpn", WireGuardHostKeyArgs(client_id=s.client_id), opts=child)
+        host_key = SshHostKey(f"{name}-ssh-host-key",
+                              SshHostKeyArgs(client_id=s.client_id, address=str(s.vpn.host_address)), opts=child)
         internal_tls = None
         origin_files: dict[str, pulumi.Input[str]] = {}
         if not s.public:
@@ -90,6 +96,7 @@ class ClientStack(pulumi.ComponentResource):
         secrets = BootSecrets(
             f"{name}-boot-secrets",
             BootSecretsArgs(client_id=s.client_id, wireguard_private_key=vpn_key.private_key,
+                            ssh_host_key=host_key.private_key_openssh,
                             app_secrets=app_secrets.values),
             opts=child,
         )
@@ -148,6 +155,9 @@ class ClientStack(pulumi.ComponentResource):
                 client_id=s.client_id,
                 # Unknown until the server exists: a first preview does not try to connect.
                 docker_host=host.server_id.apply(lambda _id: docker_host),
+                # Written by `pulumi up` before the provider may connect: strict host-key checking.
+                ssh_opts=host_key.known_hosts.apply(
+                    lambda line: strict_ssh_options(write_known_hosts(known_hosts_path(s.client_id), line))),
                 host_ready=[host],
                 odoo_image=ODOO_IMAGES[s.odoo_version],
                 database_name=s.database_name,
@@ -179,6 +189,8 @@ class ClientStack(pulumi.ComponentResource):
         self.vpn_endpoint = host.ipv4_address.apply(lambda ip: f"{ip}:{s.vpn.port}")
         self.vpn_host_public_key = vpn_key.public_key
         self.vpn_host_address = pulumi.Output.from_input(str(s.vpn.host_address))
+        self.ssh_host_public_key = host_key.public_key_openssh
+        self.ssh_known_hosts = host_key.known_hosts
         self.data_volume_id = host.volume_id
         self.boot_secrets_path = pulumi.Output.concat(secrets.kv_mount, "/", secrets.kv_path)
         self.app_url = pulumi.Output.from_input(
@@ -197,5 +209,7 @@ class ClientStack(pulumi.ComponentResource):
             "vpn_host_public_key": self.vpn_host_public_key,
             "vpn_host_address": self.vpn_host_address,
             "data_volume_id": self.data_volume_id,
+            "ssh_host_public_key": self.ssh_host_public_key,
+            "ssh_known_hosts": self.ssh_known_hosts,
             "boot_secrets_path": self.boot_secrets_path,
         })

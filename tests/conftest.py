@@ -94,6 +94,25 @@ class Registration:
     id: str = ""
 
 
+@pytest.fixture(autouse=True)
+def _known_hosts_dir(tmp_path_factory, monkeypatch):
+    """`pulumi up` writes each client's known_hosts file (components/hostkeys.py); the programs
+    that tests run under mocks write it here, never into the tester's ~/.ssh."""
+    monkeypatch.setenv("ODOO_HOSTING_KNOWN_HOSTS_DIR", str(tmp_path_factory.mktemp("known-hosts")))
+
+
+def ed25519_outputs(seed: bytes) -> dict[str, str]:
+    """What pulumi-tls answers for an Ed25519 PrivateKey, for a key derived from ``seed`` (32 bytes)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    key = Ed25519PrivateKey.from_private_bytes(seed[:32])
+    openssh = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
+                                serialization.NoEncryption()).decode()
+    public = key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+    return {"privateKeyOpenssh": openssh, "publicKeyOpenssh": public.decode() + "\n"}
+
+
 class RecordingMocks(pulumi.runtime.Mocks):
     """Realistic provider answers: numeric Hetzner ids, documentation-range
     addresses, valid-looking random values (never a real secret)."""
@@ -115,6 +134,8 @@ class RecordingMocks(pulumi.runtime.Mocks):
             outputs.update(base64=base64.b64encode(raw).decode(), hex=raw.hex())
         elif args.typ == "random:index/randomPassword:RandomPassword":
             outputs.update(result=(digest.hex() * 4)[: int(args.inputs.get("length", 16))])
+        elif args.typ == "tls:index/privateKey:PrivateKey" and args.inputs.get("algorithm") == "ED25519":
+            outputs.update(ed25519_outputs(digest))
         resource_id = str(100000 + self.counter) if args.typ.startswith("hcloud:") else f"{args.name}-id"
         return resource_id, outputs
 

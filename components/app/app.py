@@ -3,7 +3,8 @@
 Docker provider: ``ssh://<adminUser>@<VPN host address>``. Pulumi runs on an
 operator machine (or CI runner) that is a WireGuard peer of the client's VPN;
 the Docker CLI's SSH transport uses the system ``ssh`` (the operator's agent,
-``~/.ssh/known_hosts``) and runs ``docker system dial-stdio`` on the host as
+strict host-key checking against the Pulumi-made host key, see
+:mod:`components.hostkeys`) and runs ``docker system dial-stdio`` on the host as
 the admin user (a member of the ``docker`` group). Nothing Docker-related
 listens on a network port. The provider's ``host`` is derived from the
 server's id, so on a first preview (no server yet) it is unknown and Pulumi
@@ -92,6 +93,8 @@ class OdooAppArgs:
     client_id: str
     docker_host: pulumi.Input[str]
     """``ssh://<adminUser>@<VPN host address>``; an Output that is known once the server exists."""
+    ssh_opts: pulumi.Input[Sequence[str]]
+    """The provider's ssh options (:func:`components.hostkeys.strict_ssh_options`)."""
     host_ready: Sequence[pulumi.Resource]
     """What must exist before any container (the Host component)."""
     odoo_image: str
@@ -166,7 +169,7 @@ class OdooApp(pulumi.ComponentResource):
         provider = docker.Provider(
             f"{name}-docker",
             host=args.docker_host,
-            ssh_opts=["-o", "BatchMode=yes", "-o", "ConnectTimeout=30", "-o", "ServerAliveInterval=15"],
+            ssh_opts=args.ssh_opts,
             opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.host_ready)),
         )
         child = pulumi.ResourceOptions(parent=self, provider=provider)

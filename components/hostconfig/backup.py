@@ -53,6 +53,24 @@ def backup_bucket_name(client_id: str) -> str:
     return f"odoo-hosting-{client_id}-{suffix}"
 
 
+def register_bucket_name(client_id: str) -> str:
+    """The client's incident register (object-locked, components/register.py); at most 63 characters."""
+    return f"{backup_bucket_name(client_id)}-register"
+
+
+def access_log_bucket_name(client_id: str) -> str:
+    """Where S3 writes the backup bucket's server access logs (components/register.py)."""
+    return f"{backup_bucket_name(client_id)}-logs"
+
+
+REGISTER_PREFIX = "records/"
+"""Register objects: ``records/YYYY/MM/<time>-<host>-<random>.json``."""
+
+
+def register_url(region: str, client_id: str) -> str:
+    return f"https://s3.{region}.amazonaws.com/{register_bucket_name(client_id)}/{REGISTER_PREFIX.rstrip('/')}"
+
+
 def repository_url(region: str, bucket: str) -> str:
     """restic's S3 repository address (regional endpoint, ``restic/`` prefix in the bucket)."""
     return f"s3:https://s3.{region}.amazonaws.com/{bucket}/restic"
@@ -110,8 +128,9 @@ def render_restore_script() -> str:
             .replace("@BACKUP_SCRIPT_PATH@", BACKUP_SCRIPT_PATH))
 
 
-def render_notify_script() -> str:
-    return _asset("odoo-hosting-notify.py").replace("@SECRET_FETCH_PATH@", SECRET_FETCH_PATH)
+def render_notify_script(settings: Settings) -> str:
+    return (_asset("odoo-hosting-notify.py").replace("@SECRET_FETCH_PATH@", SECRET_FETCH_PATH)
+            .replace("@REGISTER_URL@", register_url(settings.backup.region, settings.client_id)))
 
 
 def backup_on_calendar(settings: Settings) -> str:
@@ -193,7 +212,7 @@ def backup_write_files(settings: Settings) -> list[dict[str, Any]]:
         (BACKUP_ENV_PATH, render_backup_env(settings), "0644"),
         (BACKUP_SCRIPT_PATH, render_backup_script(), "0700"),
         (RESTORE_SCRIPT_PATH, render_restore_script(), "0700"),
-        (NOTIFY_SCRIPT_PATH, render_notify_script(), "0700"),
+        (NOTIFY_SCRIPT_PATH, render_notify_script(settings), "0700"),
     ]
     files += [(f"{SYSTEMD_DIR}/{name}", text, "0644") for name, text in render_backup_units(settings).items()]
     return [{"path": path, "owner": ROOT_OWNER, "permissions": mode, "content": content}

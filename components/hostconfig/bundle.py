@@ -18,12 +18,12 @@ from components.settings import Settings
 
 from .backup import backup_bucket_name
 from .paths import BUNDLE_CACHE_PATH, SECRET_FETCH_PATH  # noqa: F401  (part of the interface)
+from .paths import BUNDLE_UNIT_NAME as BUNDLE_UNIT_NAME
 
 BUNDLE_HEADER = "#odoo-hosting-bundle v1\n"
 """First line of every bundle: what it is (the policy pack recognises bundles by it)."""
 BUNDLE_KEY_PREFIX = "host-bundle/"
 """Bundles live under this prefix of the backup bucket, named by their SHA-256."""
-BUNDLE_UNIT_NAME = "odoo-hosting-bundle.service"
 BUNDLE_UNIT_PATH = f"/etc/systemd/system/{BUNDLE_UNIT_NAME}"
 
 

@@ -24,6 +24,7 @@ from .fail2ban import (
     render_fail2ban_jail,
     render_fail2ban_odoo_filter,
 )
+from .hostkey import render_hostkey_script, render_hostkey_unit
 from .nftables import render_nftables
 from .paths import (
     APT_TIMER_OVERRIDE_PATH,
@@ -34,6 +35,9 @@ from .paths import (
     FAIL2BAN_ALERT_ACTION_PATH,
     FAIL2BAN_JAIL_PATH,
     FAIL2BAN_ODOO_FILTER_PATH,
+    HOSTKEY_SCRIPT_PATH,
+    HOSTKEY_UNIT_NAME,
+    HOSTKEY_UNIT_PATH,
     NFTABLES_PATH,
     ODOO_LOG_PATH,
     ROOT_OWNER,
@@ -66,6 +70,8 @@ def bundle_files(settings: Settings) -> list[dict[str, Any]]:
     admin = settings.admin_user
     return [
         _file(SSHD_DROPIN_PATH, render_sshd_dropin(settings), "0644"),
+        _file(HOSTKEY_SCRIPT_PATH, render_hostkey_script(), "0700"),
+        _file(HOSTKEY_UNIT_PATH, render_hostkey_unit(), "0644"),
         # Here, not in user-data's users: user-data stays the same size whatever the team's size.
         _file(f"/home/{admin}/.ssh/authorized_keys", "".join(f"{key.public_key}\n" for key in settings.ssh_keys),
               "0600", owner=f"{admin}:{admin}"),
@@ -94,6 +100,9 @@ def bundle_activation(settings: Settings) -> list[list[str]]:
         ["systemctl", "restart", "nftables.service"],
         # sshd and the apt timer started before the bundle arrived: they re-read their files.
         ["systemctl", "reload-or-restart", "ssh.service"],
+        # The Pulumi-made host key replaces the generated ones (it restarts sshd itself);
+        # --no-block: it is ordered after the bundle unit, which is running these commands.
+        ["systemctl", "enable", "--now", "--no-block", HOSTKEY_UNIT_NAME],
         ["systemctl", "restart", "apt-daily-upgrade.timer"],
         ["systemctl", "enable", "--now", "--no-block", DATA_VOLUME_UNIT_NAME],
         ["systemctl", "enable", "--now", "--no-block", f"wg-quick@{WIREGUARD_INTERFACE}.service"],

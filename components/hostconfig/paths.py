@@ -69,5 +69,13 @@ DEFAULT_VAULT_ADDRESS = "https://vault.internal.odoo-hosting.example:8200"
 
 SECRET_NAME_LUKS_KEY = "luks-key"
 SECRET_NAME_WIREGUARD_KEY = "wireguard-private-key"
+SECRET_NAME_SSH_HOST_KEY = "ssh-host-ed25519-key"
+
+SSH_HOST_KEY_PATH = "/etc/ssh/ssh_host_ed25519_key"
+"""The one host key sshd offers: made by Pulumi, fetched from Vault (components/hostkeys.py)."""
+HOSTKEY_SCRIPT_PATH = "/usr/local/sbin/odoo-hosting-hostkey"
+HOSTKEY_UNIT_NAME = "odoo-hosting-hostkey.service"
+HOSTKEY_UNIT_PATH = f"/etc/systemd/system/{HOSTKEY_UNIT_NAME}"
+BUNDLE_UNIT_NAME = "odoo-hosting-bundle.service"
 
 ROOT_OWNER = "root:root"

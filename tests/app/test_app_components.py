@@ -180,7 +180,9 @@ def test_docker_provider_goes_over_ssh_through_the_vpn_and_waits_for_the_host(bu
 
 def test_vpn_only_origin_certificate_is_p256_and_short_lived(pulumi_run):
     settings, _c, program = _build(pulumi_run, "example-private")
-    for key in program.of_type("tls:index/privateKey:PrivateKey"):
+    keys = [k for k in program.of_type("tls:index/privateKey:PrivateKey") if "-ssh-host-key-" not in k.name]
+    assert len(keys) == 2  # the internal CA's and the origin's (the SSH host key: tests/unit/test_hostkeys.py)
+    for key in keys:
         assert key.inputs["algorithm"] == "ECDSA" and key.inputs["ecdsaCurve"] == "P256"
     for cert in (program.one("tls:index/selfSignedCert:SelfSignedCert"),
                  program.one("tls:index/locallySignedCert:LocallySignedCert")):
@@ -192,7 +194,9 @@ def test_vpn_only_origin_certificate_is_p256_and_short_lived(pulumi_run):
 
 def test_public_client_has_no_internal_ca(pulumi_run):
     _s, _c, program = _build(pulumi_run, "example-public")
-    assert program.of_type("tls:index/privateKey:PrivateKey") == []
+    assert program.of_type("odoo-hosting:app:InternalTls") == []
+    # Its only key is the SSH host key (components/hostkeys.py).
+    assert [k.name for k in program.of_type("tls:index/privateKey:PrivateKey")] == ["acme-shop-ssh-host-key-key"]
 
 
 def test_incident_channel_is_an_eu_kms_encrypted_topic_with_the_contacts(built):

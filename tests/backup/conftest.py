@@ -124,6 +124,8 @@ class IncidentTopic:
     """What odoo-hosting-notify needs to publish there (endpoint, topic, credentials)."""
     sqs: object
     queue: str
+    register: str = ""
+    """The bucket standing in for the client's incident register (every notification lands there too)."""
 
     def delivered(self, wait: int = 1) -> list[dict]:
         """The notifications delivered since the last call (SNS's JSON envelopes), oldest first."""
@@ -150,9 +152,11 @@ def incident_topic(s3) -> IncidentTopic:
     queue = sqs.create_queue(QueueName=f"contacts-{suffix}")["QueueUrl"]
     queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
+    register = s3.locked_bucket()
     env = {"PATH": os.environ.get("PATH", ""), "NOTIFY_SNS_ENDPOINT": s3.endpoint + "/",
-           "INCIDENT_TOPIC_ARN": topic, "AWS_ACCESS_KEY_ID": S3_KEY, "AWS_SECRET_ACCESS_KEY": S3_SECRET}
-    return IncidentTopic(arn=topic, env=env, sqs=sqs, queue=queue)
+           "INCIDENT_TOPIC_ARN": topic, "AWS_ACCESS_KEY_ID": S3_KEY, "AWS_SECRET_ACCESS_KEY": S3_SECRET,
+           "NOTIFY_REGISTER_URL": f"{s3.endpoint}/{register}/records", "NOTIFY_REGISTER_REGION": REGION}
+    return IncidentTopic(arn=topic, env=env, sqs=sqs, queue=queue, register=register)
 
 
 class Postgres:

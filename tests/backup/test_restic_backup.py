@@ -51,7 +51,9 @@ print(data[args[2]])
 """
 
 RECORDER = """#!/bin/bash
-{ echo "SUBJECT: $1"; cat; echo "--"; } >> "$NOTIFY_LOG"
+kind=notification
+if [ "$1" = --kind ]; then kind=$2; shift 2; fi
+{ echo "SUBJECT: $1"; echo "KIND: $kind"; cat; echo "--"; } >> "$NOTIFY_LOG"
 """
 
 
@@ -205,7 +207,7 @@ def test_a_wrong_password_fails_with_a_clear_message_and_notifies(agent):
     assert "wrong password: neither the current nor the previous restic password from Vault opens" in result.stderr
     assert PASSWORD_B not in result.stderr + result.stdout
     notes = agent.notifications()
-    assert "SUBJECT: odoo-hosting acme-shop: backup run FAILED" in notes
+    assert "SUBJECT: odoo-hosting acme-shop: backup run FAILED\nKIND: backup-failure\n" in notes  # the register's kind
     assert "Step: opening the repository" in notes
 
 

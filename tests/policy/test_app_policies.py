@@ -327,11 +327,24 @@ def vpn_only_tls():
     return [r for r in monitor.registrations if r.type.startswith("tls:")]
 
 
+def _internal_ca(registrations):
+    """The internal CA's keys and certificates (not the SSH host key, components/hostkeys.py)."""
+    return [r for r in registrations if "-ssh-host-key-" not in r.name]
+
+
+def test_ssh_host_key_is_ed25519_and_passes_tls_04_and_a_weakened_one_is_flagged(vpn_only_tls):
+    from odoo_hosting_policies import tlskeys
+
+    (key,) = [r for r in vpn_only_tls if "-ssh-host-key-" in r.name]
+    assert run_policy(tlskeys.tls_private_key_strength, key.type, key.inputs) == []
+    assert run_policy(tlskeys.tls_private_key_strength, key.type, {**key.inputs, "algorithm": "RSA"})
+
+
 def test_internal_ca_keys_and_certificates_pass_tls_04(vpn_only_tls):
     from odoo_hosting_policies import tlskeys
 
-    assert len(vpn_only_tls) == 5
-    for r in vpn_only_tls:
+    assert len(_internal_ca(vpn_only_tls)) == 5
+    for r in _internal_ca(vpn_only_tls):
         for policy in (tlskeys.tls_private_key_strength, tlskeys.tls_cert_validity):
             assert run_policy(policy, r.type, r.inputs) == [], (policy.name, r.name)
 
@@ -349,5 +362,5 @@ def test_weakened_origin_certificate_is_flagged_tls_04(vpn_only_tls, change):
 def test_weakened_origin_key_is_flagged_tls_04(vpn_only_tls):
     from odoo_hosting_policies import tlskeys
 
-    key = next(r for r in vpn_only_tls if r.type == "tls:index/privateKey:PrivateKey")
+    key = next(r for r in _internal_ca(vpn_only_tls) if r.type == "tls:index/privateKey:PrivateKey")
     assert run_policy(tlskeys.tls_private_key_strength, key.type, {**key.inputs, "ecdsaCurve": "P224"})

@@ -53,8 +53,15 @@ def built(request, pulumi_run):
     return settings, program
 
 
+def _backup(program, type_):
+    """The one resource of ``type_`` that belongs to the backup bucket itself (not to the incident
+    register and access-log buckets beside it, tests/unit/test_register.py)."""
+    (found,) = [r for r in program.of_type(type_) if "-backup-register-" not in r.name]
+    return found
+
+
 def _one(program, kind):
-    return program.one(f"aws:s3/{kind[0].lower() + kind[1:]}:{kind}")
+    return _backup(program, f"aws:s3/{kind[0].lower() + kind[1:]}:{kind}")
 
 
 # --- rotation ------------------------------------------------------------------------
@@ -103,13 +110,13 @@ def test_provider_is_pinned_to_the_eu_region_with_client_tags(built):
     tags = provider.inputs["defaultTags"]
     tags = json.loads(tags) if isinstance(tags, str) else tags
     assert tags["tags"]["client"] == settings.client_id
-    bucket = program.one("aws:s3/bucket:Bucket")
+    bucket = _backup(program, "aws:s3/bucket:Bucket")
     assert bucket.provider.startswith(provider.urn)
 
 
 def test_bucket_has_object_lock_at_creation_and_is_never_force_destroyed(built):
     settings, program = built
-    bucket = program.one("aws:s3/bucket:Bucket")
+    bucket = _backup(program, "aws:s3/bucket:Bucket")
     assert bucket.inputs["bucket"] == backup_bucket_name(settings.client_id)
     assert bucket.inputs["objectLockEnabled"] is True
     assert bucket.inputs["forceDestroy"] is False
@@ -121,7 +128,7 @@ def test_kms_key_is_the_clients_own_rotated_and_protected(built):
     [key] = [k for k in program.of_type("aws:kms/key:Key") if "-backup-" in k.name]
     assert key.inputs["enableKeyRotation"] is True and key.inputs["deletionWindowInDays"] == 30
     assert key.protect and key.retain_on_delete
-    sse = program.one("aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration")
+    sse = _backup(program, "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration")
     rule = sse.inputs["rules"][0]
     assert rule["applyServerSideEncryptionByDefault"]["sseAlgorithm"] == "aws:kms"
     assert rule["bucketKeyEnabled"] is True
@@ -206,7 +213,7 @@ def test_backup_identity_may_publish_to_the_clients_incident_topic_and_use_its_k
     program = pulumi_run(lambda: ClientStack(settings.client_id, ClientStackArgs(settings=settings, today=DAY)),
                          stack="example-public")
     name = settings.client_id
-    doc = json.loads(program.one("aws:iam/userPolicy:UserPolicy").inputs["policy"])
+    doc = json.loads(_backup(program, "aws:iam/userPolicy:UserPolicy").inputs["policy"])
     statements = {s["Sid"]: s for s in doc["Statement"]}
     assert statements["ReportIncidents"]["Resource"] == [f"arn:aws:test:::{name}-incidents-topic"]
     assert statements["UseTheIncidentTopicKey"]["Resource"] == [f"arn:aws:test:::{name}-incidents-key"]

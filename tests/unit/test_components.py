@@ -79,17 +79,20 @@ def test_resource_types_and_counts(built):
         "hcloud:index/primaryIp:PrimaryIp": 1,
         "odoo-hosting:backup:BackupStorage": 1,
         "aws:kms/alias:Alias": 1,
-        "aws:s3/bucket:Bucket": 1,
-        "aws:s3/bucketOwnershipControls:BucketOwnershipControls": 1,
-        "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock": 1,
-        "aws:s3/bucketVersioning:BucketVersioning": 1,
-        "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration": 1,
-        "aws:s3/bucketObjectLockConfiguration:BucketObjectLockConfiguration": 1,
-        "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration": 1,
-        "aws:s3/bucketPolicy:BucketPolicy": 1,
+        # Backup bucket + the incident register and the access-log bucket (issue 18).
+        "odoo-hosting:backup:IncidentRegister": 1,
+        "aws:s3/bucket:Bucket": 3,
+        "aws:s3/bucketOwnershipControls:BucketOwnershipControls": 3,
+        "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock": 3,
+        "aws:s3/bucketVersioning:BucketVersioning": 3,
+        "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration": 3,
+        "aws:s3/bucketObjectLockConfiguration:BucketObjectLockConfiguration": 2,
+        "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration": 3,
+        "aws:s3/bucketPolicy:BucketPolicy": 3,
+        "aws:s3/bucketLogging:BucketLogging": 1,
         "aws:s3/bucketObjectv2:BucketObjectv2": 1,  # the host bundle
         "aws:iam/user:User": 1,
-        "aws:iam/userPolicy:UserPolicy": 1,
+        "aws:iam/userPolicy:UserPolicy": 2,  # backup + register
         "aws:iam/accessKey:AccessKey": 2,
         "odoo-hosting:secrets:ClientSecrets": 1,
         "vault:kv/secretV2:SecretV2": 2,
@@ -97,9 +100,10 @@ def test_resource_types_and_counts(built):
         "vault:appRole/authBackendRole:AuthBackendRole": 2,
         "aws:sns/topic:Topic": 1,
         "aws:sns/topicSubscription:TopicSubscription": len(settings.incident_contacts),
-        **({} if settings.public else {
+        "odoo-hosting:host:SshHostKey": 1,
+        **({"tls:index/privateKey:PrivateKey": 1} if settings.public else {
             "odoo-hosting:app:InternalTls": 1,
-            "tls:index/privateKey:PrivateKey": 2,
+            "tls:index/privateKey:PrivateKey": 2 + 1,
             "tls:index/selfSignedCert:SelfSignedCert": 1,
             "tls:index/certRequest:CertRequest": 1,
             "tls:index/locallySignedCert:LocallySignedCert": 1,
@@ -201,7 +205,8 @@ def test_host_bundle_is_the_pinned_object_in_the_backup_bucket_and_precedes_the_
     assert server.inputs["userData"] == host.user_data
     assert bundle.inputs["content"] == host.bundle and bundle.inputs["key"] == host.pin.key
     assert hashlib.sha256(bundle.inputs["content"].encode()).hexdigest() in host.user_data
-    assert program.one("aws:s3/bucket:Bucket").urn in bundle.dependencies
+    (bucket,) = [b for b in program.of_type("aws:s3/bucket:Bucket") if b.name.endswith("-backup-bucket")]
+    assert bucket.urn in bundle.dependencies
     assert bundle.inputs["contentType"] == "application/yaml"
     # Kept when a new bundle replaces it: locked, and the record of what a host ran.
     assert bundle.retain_on_delete is True

@@ -30,13 +30,6 @@ PRIMARY_IP = "hcloud:index/primaryIp:PrimaryIp"
 SERVER = "hcloud:index/server:Server"
 
 
-@pytest.fixture(params=EXAMPLE_STACKS)
-def built(request, pulumi_run):
-    settings = example_settings(request.param)
-    program = pulumi_run(lambda: ClientStack(settings.client_id, ClientStackArgs(settings=settings)),
-                         stack=request.param)
-    return settings, program
-
 
 def _named(program, suffix):
     [found] = [r for r in program.registrations if r.name.endswith(suffix)]

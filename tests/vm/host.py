@@ -42,6 +42,7 @@ from components.hostconfig import (
     NFTABLES_TABLE,
     ODOO_LOG_PATH,
     SECRET_NAME_LUKS_KEY,
+    SECRET_NAME_SSH_HOST_KEY,
     SECRET_NAME_WIREGUARD_KEY,
     SSHD_DROPIN_PATH,
     VAULT_KV_MOUNT,
@@ -52,6 +53,7 @@ from components.hostconfig import (
 )
 from components.hostconfig.bundle import BUNDLE_UNIT_NAME
 from components.hostconfig.nftables import PUBLIC_TCP_PORTS
+from components.hostkeys import known_hosts_line
 from components.secrets import (
     SECRET_NAME_AWS_KEY_ID,
     SECRET_NAME_AWS_SECRET,
@@ -59,7 +61,7 @@ from components.secrets import (
     SECRET_NAME_RESTIC,
     SECRET_NAME_RESTIC_PREVIOUS,
 )
-from tests.conftest import example_raw_config, example_settings
+from tests.conftest import ed25519_outputs, example_raw_config, example_settings
 
 from .image import Image, ensure_image
 from .machine import (
@@ -218,8 +220,15 @@ class Lab:
         backup_values.update({SECRET_NAME_AWS_KEY_ID: "AKIA" + secrets.token_hex(8).upper(),
                               SECRET_NAME_INCIDENT_TOPIC: self.topic_arn})
         boot_values = {name: secrets.token_urlsafe(32) for name in other_secret_names() - set(BACKUP_SECRET_NAMES)}
+        # The host key as pulumi-tls makes it; the test trusts only the known_hosts line the stack
+        # would export for it (components.hostkeys), strictly, for every SSH connection.
+        host_key = ed25519_outputs(os.urandom(32))
+        self.host_public_key = host_key["publicKeyOpenssh"].strip()
+        self.known_hosts = known_hosts_line(str(settings.vpn.host_address), self.host_public_key)
+        (workdir / "known_hosts").write_text(self.known_hosts + "\n")
         boot_values.update({SECRET_NAME_LUKS_KEY: secrets.token_urlsafe(48),
-                            SECRET_NAME_WIREGUARD_KEY: host_wg_private})
+                            SECRET_NAME_WIREGUARD_KEY: host_wg_private,
+                            SECRET_NAME_SSH_HOST_KEY: host_key["privateKeyOpenssh"].strip()})
         self.vault = VaultStandIn(
             netns=self.ns.name, port=VAULT_PORT, cert=cert, key=key, role_id=approle_role_id(settings.client_id),
             kv_mount=VAULT_KV_MOUNT, documents={boot["kv_path"]: boot_values, self.backup_kv_path: backup_values})
@@ -244,7 +253,8 @@ class Lab:
     def context(self, ssh: SSH, sh: Callable) -> dict:
         operator, member = self.peers
         return dict(sh=sh, ssh=ssh, ns=self.ns, operator=operator, member=member, settings=self.settings,
-                    standin=self.vault, workdir=self.workdir, marker=self.marker)
+                    standin=self.vault, workdir=self.workdir, marker=self.marker,
+                    host_public_key=self.host_public_key)
 
     def vault_reads(self, since: int = 0) -> dict[str, list[int]]:
         """KV path -> HTTP statuses of the host's reads of it (after call number ``since``)."""
@@ -579,9 +589,39 @@ def probe_tcp(ns: NetNS, address: str, port: int, source: str | None = None, wai
         sock.close()
 
 
-def _ssh_checks(report: Report, *, sh, ssh: SSH, operator: WgPeer, settings, workdir: Path, **_) -> None:
+def _host_key_checks(report: Report, *, sh, ssh: SSH, ns: NetNS, operator: WgPeer, settings, workdir: Path,
+                     host_public_key: str) -> None:
+    """The Pulumi-made key, and only it: what sshd offers, what is on disk, a mismatch refused."""
+    host = str(settings.vpn.host_address)
+    # ssh-keyscan cannot pick its source: for the scan, the main table routes through the operator's tunnel.
+    ns.ip("route", "add", f"{host}/32", "dev", operator.interface, "src", operator.address)
+    try:
+        scan = subprocess.run(ns.cmd("ssh-keyscan", "-T", "20", host), capture_output=True, text=True, timeout=60)
+    finally:
+        ns.ip("route", "del", f"{host}/32", "dev", operator.interface)
+    offered = sorted(" ".join(line.split()[1:3]) for line in scan.stdout.splitlines() if line and line[0] != "#")
+    report.add("ssh-host-key-is-the-stack-key", offered == [host_public_key],
+               f"ssh-keyscan {host}: {[o[:40] for o in offered]}; the stack's key {host_public_key[:40]}")
+    files = sh("ls /etc/ssh/ | grep '^ssh_host_' ; sudo stat -c %a /etc/ssh/ssh_host_ed25519_key")
+    report.add("ssh-host-key-files", files.returncode == 0 and files.stdout.split() == [
+        "ssh_host_ed25519_key", "ssh_host_ed25519_key.pub", "600"], f"/etc/ssh: {files.stdout.split()}")
+    wrong = workdir / "known_hosts.wrong"
+    wrong.write_text(known_hosts_line(host, ed25519_outputs(os.urandom(32))["publicKeyOpenssh"]) + "\n")
+    trusted, ssh.known_hosts = ssh.known_hosts, wrong  # ssh keeps the first value of an option: swap the file
+    try:
+        result = ssh.run(operator.address, settings.admin_user, "true", "-o", "BatchMode=yes", timeout=40)
+    finally:
+        ssh.known_hosts = trusted
+    report.add("ssh-host-key-mismatch-refused",
+               result.returncode == 255 and "Host key verification failed" in result.stderr,
+               f"a known_hosts with another key: rc={result.returncode} {result.stderr.strip()[-80:]!r}")
+
+
+def _ssh_checks(report: Report, *, sh, ssh: SSH, operator: WgPeer, settings, workdir: Path, **context) -> None:
     admin = settings.admin_user
     host = str(settings.vpn.host_address)
+    _host_key_checks(report, sh=sh, ssh=ssh, ns=context["ns"], operator=operator, settings=settings,
+                     workdir=workdir, host_public_key=context["host_public_key"])
 
     # ACC-01: key login works.
     result = sh("id -un")
@@ -622,7 +662,7 @@ def _ssh_checks(report: Report, *, sh, ssh: SSH, operator: WgPeer, settings, wor
 
 
 def _checks(report: Report, *, sh, ssh: SSH, ns: NetNS, operator: WgPeer, member: WgPeer, settings,
-            standin: VaultStandIn, workdir: Path, marker: str) -> None:
+            standin: VaultStandIn, workdir: Path, marker: str, **_) -> None:
     host = str(settings.vpn.host_address)
 
     # DSK-01: LUKS2 mapping opened at boot, mounted where the data lives. The marker goes in

@@ -237,12 +237,13 @@ class SSH:
     def __init__(self, ns: NetNS, workdir: Path, key: Path, host: str) -> None:
         self.ns, self.key, self.host = ns, key, host
         self.known_hosts = workdir / "known_hosts"
+        """Written by the test from the host key it put into Vault: no key is ever accepted blindly."""
 
     def base(self, source: str, user: str, *options: str) -> list[str]:
         return self.ns.cmd(
             "ssh", "-F", "/dev/null", "-b", source, "-i", str(self.key), "-o", "IdentitiesOnly=yes",
             "-o", "IdentityAgent=none", "-o", f"UserKnownHostsFile={self.known_hosts}",
-            "-o", "StrictHostKeyChecking=accept-new", "-o", "ConnectTimeout=8", "-o", "LogLevel=ERROR",
+            "-o", "StrictHostKeyChecking=yes", "-o", "ConnectTimeout=8", "-o", "LogLevel=ERROR",
             *options, f"{user}@{self.host}")
 
     def run(self, source: str, user: str, command: str, *options: str, timeout: float = 60,

@@ -60,6 +60,12 @@ def test_acc01_ssh_is_key_only(booted):
     expect(booted, "ssh-key-login", "sshd-effective-config", "ssh-password-refused", "ssh-root-refused")
 
 
+def test_hostkey_the_host_presents_exactly_the_stack_key(booted):
+    """Issue 18: sshd offers the Pulumi-made Ed25519 key (from Vault) and nothing else; every SSH
+    connection of the test checks it strictly; a known_hosts with another key is refused."""
+    expect(booted, "ssh-host-key-is-the-stack-key", "ssh-host-key-files", "ssh-host-key-mismatch-refused")
+
+
 def test_dsk01_data_volume_is_luks2_opened_at_boot(booted):
     """DSK-01: the Hetzner-named volume is LUKS2 (aes-xts-plain64, 512-bit, argon2id), opened at
     boot and mounted where PostgreSQL and the filestore live."""

@@ -31,7 +31,7 @@ secret() { "${SECRET_CMD[@]}" "$1"; }
 
 notify() {  # notify SUBJECT (body on stdin)
     local subject=$1
-    if ! "$NOTIFY_COMMAND" "$subject"; then
+    if ! "$NOTIFY_COMMAND" --kind backup-failure "$subject"; then
         log "could not reach the incident channel; the failure is only in the journal"
         logger -p user.crit -t "$PROG" "$subject" 2>/dev/null || true
         return 1
