@@ -87,6 +87,7 @@ odoo_outside_connections_tls = resource_policy(
     validate=_validate,
     applies_to=(CONTAINER,),
     enforcement_level=EnforcementLevel.ADVISORY,
+    scope="client",
 )
 
 
@@ -127,4 +128,5 @@ odoo_sso_ldap_tls = resource_policy(
     remediation="Set odoo-hosting:sso.ldap.url to an ldaps:// URL, or keep ldap:// with starttls: true.",
     validate=_validate_sso,
     applies_to=(CONTAINER,),
+    scope="client",
 )

@@ -14,7 +14,7 @@ from typing import Any
 
 from pulumi_policy import ReportViolation, ResourceValidationArgs, Severity
 
-from ._meta import as_list, config_string, get, is_true, resource_policy
+from ._meta import ADMIN_PORTS, as_list, as_number, config_string, get, in_client, is_true, resource_policy
 
 CONTAINER = "docker:index/container:Container"
 REMOTE_IMAGE = "docker:index/remoteImage:RemoteImage"
@@ -80,7 +80,7 @@ def _no_new_privileges(opts: list[Any]) -> bool:
     return False
 
 
-def container_problems(props: Mapping[str, Any], role_key: str) -> list[str]:
+def container_problems(props: Mapping[str, Any], role_key: str, client: bool = True) -> list[str]:
     problems = []
     if is_true(get(props, "privileged")):
         problems.append("privileged is true, which gives the container every capability and the host's "
@@ -111,15 +111,36 @@ def container_problems(props: Mapping[str, Any], role_key: str) -> list[str]:
     if publishes and is_db:
         problems.append("the database container publishes ports; remove ports (the app reaches it over the "
                         "container network)")
+    elif publishes and not client:
+        problems.extend(published_admin_ports(ports))
     elif publishes and role != PROXY_ROLE:
         problems.append(f"the container publishes ports but is not the TLS proxy (label {role_key}=proxy); "
                         "remove ports and route through the proxy")
     return problems
 
 
+def published_admin_ports(ports: list[Any]) -> list[str]:
+    """Outside a client stack: a published admin or database port on a non-loopback address."""
+    problems = []
+    for port in ports:
+        if not isinstance(port, Mapping):
+            continue
+        inner = as_number(get(port, "internal"))
+        outer = as_number(get(port, "external")) or inner
+        ip = str(get(port, "ip", "0.0.0.0")).strip()
+        if ip.startswith("127.") or ip in ("::1", "localhost"):
+            continue
+        hit = {int(p) for p in (inner, outer) if p is not None} & ADMIN_PORTS
+        if hit:
+            problems.append(f"it publishes admin/database port {', '.join(map(str, sorted(hit)))} on {ip}, "
+                            "reachable from every network the host is on; bind it to 127.0.0.1 (ip) or drop "
+                            "the port")
+    return problems
+
+
 def _validate_container(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     key = config_string(args, "roleLabelKey", DEFAULT_ROLE_LABEL)
-    for problem in container_problems(args.props, key):
+    for problem in container_problems(args.props, key, in_client(args)):
         report_violation(f"container: {problem}.", None)
 
 
@@ -127,7 +148,8 @@ docker_container_isolated = resource_policy(
     name="docker-container-isolated",
     description="Checks that Docker containers are not privileged, share no host network/PID/IPC/user "
                 "namespace, mount no Docker socket (or its directory), set no-new-privileges, add no "
-                "dangerous capability, and that only the TLS proxy publishes ports and the database none.",
+                "dangerous capability, and publish no database port; in any program no admin or database "
+                "port on a non-loopback address, in a client stack only the TLS proxy publishes ports.",
     controls=["ISO-02"],
     severity=Severity.CRITICAL,
     remediation="Run containers unprivileged on a user-defined network with security_opts="
@@ -136,6 +158,7 @@ docker_container_isolated = resource_policy(
     validate=_validate_container,
     applies_to=(CONTAINER,),
     config=_CONFIG,
+    scope="mixed",
 )
 
 

@@ -284,4 +284,5 @@ hcloud_vpn_only_server_firewalls = stack_policy(
                 "rule for public sources.",
     validate=_validate_vpn_only_servers,
     config=_CONFIG,
+    scope="client",
 )

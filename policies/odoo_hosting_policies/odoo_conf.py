@@ -104,4 +104,5 @@ odoo_conf_hardened = resource_policy(
                 "only as a $pbkdf2-sha512$ hash delivered through the secrets file.",
     validate=_validate,
     applies_to=(CONTAINER,),
+    scope="client",
 )

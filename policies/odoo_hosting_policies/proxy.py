@@ -243,4 +243,5 @@ caddy_proxy_https_only = resource_policy(
     applies_to=(CONTAINER,),
     config={"minimumHstsMaxAge": {"type": "integer", "minimum": DEFAULT_MIN_HSTS, "default": DEFAULT_MIN_HSTS,
                                   "description": "Smallest HSTS max-age accepted, in seconds."}},
+    scope="client",
 )
