@@ -12,7 +12,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NoReturn
 
 import yaml
 from pulumi_policy import (
@@ -26,6 +26,7 @@ from pulumi_policy import (
     StackValidationArgs,
     StackValidationPolicy,
 )
+from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, UnknownValueError
 
 from ._scope import SCOPE_CONFIG, client_only, in_client_stack
 from ._servicer import APPLIES_TO_ATTR
@@ -301,6 +302,37 @@ def config_string(args: Any, key: str, default: str, pattern: re.Pattern[str] | 
         raise PolicyConfigError(key, f"must be a non-empty string{' matching ' + pattern.pattern if pattern else ''}, "
                                      f"got {value!r}")
     return value.strip()
+
+
+# --- what a policy cannot see ---------------------------------------------------
+
+class CannotCheck(UnknownValueError):
+    """A value the policy needs is missing or unreadable: the SDK answers with its advisory
+    "can't run policy ... during preview: cannot check ...", never a silent pass."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(UNKNOWN_STRING_VALUE, [])
+        self.message = f"cannot check {what}"
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def cannot_check(what: str) -> NoReturn:
+    """Stop judging this resource and say what could not be seen (an advisory, see :class:`CannotCheck`)."""
+    raise CannotCheck(what)
+
+
+def container_labels(props: Mapping[str, Any]) -> dict[str, Any]:
+    """Docker labels: pulumi-docker takes a list of {label, value}; a mapping is accepted too."""
+    raw = get(props, "labels")
+    if isinstance(raw, Mapping):
+        return {str(k): raw[k] for k in raw}
+    out = {}
+    for item in as_list(raw):
+        if isinstance(item, Mapping):
+            out[str(get(item, "label", ""))] = get(item, "value")
+    return out
 
 
 # --- exposure ------------------------------------------------------------------

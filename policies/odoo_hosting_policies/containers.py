@@ -14,7 +14,17 @@ from typing import Any
 
 from pulumi_policy import ReportViolation, ResourceValidationArgs, Severity
 
-from ._meta import ADMIN_PORTS, as_list, as_number, config_string, get, in_client, is_true, resource_policy
+from ._meta import (
+    ADMIN_PORTS,
+    as_list,
+    as_number,
+    config_string,
+    container_labels,
+    get,
+    in_client,
+    is_true,
+    resource_policy,
+)
 
 CONTAINER = "docker:index/container:Container"
 REMOTE_IMAGE = "docker:index/remoteImage:RemoteImage"
@@ -37,20 +47,8 @@ _CONFIG = {
 }
 
 
-def _labels(props: Mapping[str, Any]) -> dict[str, Any]:
-    """Container labels: pulumi-docker takes a list of {label, value}; a mapping is accepted too."""
-    raw = get(props, "labels")
-    if isinstance(raw, Mapping):
-        return {str(k): raw[k] for k in raw}
-    out = {}
-    for item in as_list(raw):
-        if isinstance(item, Mapping):
-            out[str(get(item, "label", ""))] = get(item, "value")
-    return out
-
-
 def _role(props: Mapping[str, Any], key: str) -> str | None:
-    value = _labels(props).get(key)
+    value = container_labels(props).get(key)
     return value.strip().lower() if isinstance(value, str) and value.strip() else None
 
 

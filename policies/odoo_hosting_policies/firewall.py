@@ -220,7 +220,7 @@ def _validate_server_firewall(args: ResourceValidationArgs, report_violation: Re
     if not isinstance(ids, Sequence) or isinstance(ids, str) or len(ids) == 0:
         report_violation(
             "the server has no firewallIds, so its first boot runs without a cloud firewall (a later "
-            "FirewallAttachment comes too late); attach the client's firewall through firewallIds.", None)
+            "FirewallAttachment comes too late); attach a firewall through firewallIds.", None)
 
 
 hcloud_server_firewall_attached = resource_policy(

@@ -100,7 +100,7 @@ def _wide_resource(resource: str) -> bool:
 
 
 def permission_problems(document: Mapping[str, Any]) -> list[str]:
-    """What makes an identity policy wider than one client's bucket."""
+    """What makes an identity policy wider than the resources it names."""
     problems: list[str] = []
     for i, st in enumerate(statements(document)):
         if not is_allow(st):
@@ -115,11 +115,11 @@ def permission_problems(document: Mapping[str, Any]) -> list[str]:
                             "actions (e.g. s3:GetObject, s3:PutObject, s3:ListBucket)")
         if "NotResource" in st:
             problems.append(f"{where} uses NotResource, which covers every resource not listed; name the "
-                            "client's bucket in Resource instead")
+                            "resources the identity needs in Resource instead")
         wide_res = [r for r in strings(st.get("Resource")) if _wide_resource(r)]
         if wide_res:
-            problems.append(f"{where} allows the wildcard resource(s) {', '.join(wide_res)}; name the client's "
-                            "own bucket ARN (arn:aws:s3:::<bucket> and arn:aws:s3:::<bucket>/*)")
+            problems.append(f"{where} allows the wildcard resource(s) {', '.join(wide_res)}; name the ARNs "
+                            "the identity needs (e.g. arn:aws:s3:::<bucket> and arn:aws:s3:::<bucket>/*)")
     return problems
 
 
