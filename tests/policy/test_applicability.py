@@ -51,6 +51,11 @@ JUDGED = {
     "docker-odoo-conf-hardened": CONTAINER,
     "docker-odoo-outside-connections-tls": CONTAINER,
     "docker-odoo-sso-ldap-tls": CONTAINER,
+    "aws-security-group-no-public-admin-ingress": "aws:ec2/securityGroup:SecurityGroup",
+    "hcloud-load-balancer-no-admin-service": "hcloud:index/loadBalancerService:LoadBalancerService",
+    "aws-rds-private-and-encrypted": "aws:rds/instance:Instance",
+    "aws-iam-no-admin-managed-policy": "aws:iam/rolePolicyAttachment:RolePolicyAttachment",
+    "server-user-data-no-plaintext-password": SERVER,
 }
 
 
@@ -84,6 +89,7 @@ STACK_JUDGED = {
     "hcloud-server-unattended-upgrades": SERVER,
     "hcloud-server-backup-agent": SERVER,
     "hcloud-server-host-bundle": "aws:s3/bucketObjectv2:BucketObjectv2",
+    "aws-ebs-storage-encrypted": "aws:ebs/volume:Volume",
 }
 
 
