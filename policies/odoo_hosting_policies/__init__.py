@@ -89,10 +89,11 @@ ALL_POLICIES += [caddy_proxy_https_only, odoo_conf_hardened, odoo_outside_connec
 # passwords in user-data (SEC-01).
 from .exposure import aws_security_group_no_admin_ingress, hcloud_load_balancer_no_admin_service  # noqa: E402
 from .iam import iam_no_admin_managed_policy  # noqa: E402
-from .storage import aws_ebs_encrypted, aws_rds_private_encrypted  # noqa: E402
+from .storage import aws_ebs_encrypted, aws_rds_encrypted, aws_rds_not_public  # noqa: E402
 from .userdata import server_user_data_no_plaintext_password  # noqa: E402
 
-ALL_POLICIES += [aws_security_group_no_admin_ingress, hcloud_load_balancer_no_admin_service, aws_rds_private_encrypted,
+ALL_POLICIES += [aws_security_group_no_admin_ingress, hcloud_load_balancer_no_admin_service, aws_rds_not_public,
+                 aws_rds_encrypted,
                  aws_ebs_encrypted, iam_no_admin_managed_policy, server_user_data_no_plaintext_password]
 
 __all__ = ["ALL_POLICIES"]

@@ -28,31 +28,47 @@ LAUNCH_TEMPLATE = "aws:ec2/launchTemplate:LaunchTemplate"
 EBS_DEFAULT = "aws:ebs/encryptionByDefault:EncryptionByDefault"
 
 
-def rds_problems(resource_type: str, props: Mapping[str, Any]) -> list[str]:
-    problems = []
+def rds_public_problems(resource_type: str, props: Mapping[str, Any]) -> list[str]:
     if resource_type == RDS_INSTANCE and is_true(get(props, "publiclyAccessible")):
-        problems.append("publiclyAccessible is true, so the database port gets a public address; set "
-                        "publicly_accessible=False and reach it from inside the VPC")
+        return ["publiclyAccessible is true, so the database port gets a public address; set "
+                "publicly_accessible=False and reach it from inside the VPC"]
+    return []
+
+
+def rds_encryption_problems(resource_type: str, props: Mapping[str, Any]) -> list[str]:
     if not is_true(get(props, "storageEncrypted")):
-        problems.append("storageEncrypted is not true, so the database's storage, snapshots and replicas are "
-                        "unencrypted; set storage_encrypted=True (with kms_key_id for a key of your own)")
-    return problems
+        return ["storageEncrypted is not true, so the database's storage, snapshots and replicas are "
+                "unencrypted; set storage_encrypted=True (with kms_key_id for a key of your own)"]
+    return []
 
 
-def _validate_rds(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
-    for problem in rds_problems(args.resource_type, args.props):
+def _validate_rds_public(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    for problem in rds_public_problems(args.resource_type, args.props):
         report_violation(f"{problem}.", None)
 
 
-aws_rds_private_encrypted = resource_policy(
-    name="aws-rds-private-and-encrypted",
-    description="Checks that RDS instances are not publicly accessible and that RDS instances and clusters "
-                "encrypt their storage.",
-    controls=["ACC-02", "DSK-01"],
+def _validate_rds_encrypted(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    for problem in rds_encryption_problems(args.resource_type, args.props):
+        report_violation(f"{problem}.", None)
+
+
+aws_rds_not_public = resource_policy(
+    name="aws-rds-instance-not-public",
+    description="Checks that RDS instances are not publicly accessible.",
+    controls=["ACC-02"],
     severity=Severity.CRITICAL,
-    remediation="Create aws.rds.Instance / aws.rds.Cluster with storage_encrypted=True and (instances) "
-                "publicly_accessible=False.",
-    validate=_validate_rds,
+    remediation="Create aws.rds.Instance with publicly_accessible=False.",
+    validate=_validate_rds_public,
+    applies_to=(RDS_INSTANCE,),
+)
+
+aws_rds_encrypted = resource_policy(
+    name="aws-rds-storage-encrypted",
+    description="Checks that RDS instances and clusters encrypt their storage.",
+    controls=["DSK-01"],
+    severity=Severity.HIGH,
+    remediation="Create aws.rds.Instance / aws.rds.Cluster with storage_encrypted=True.",
+    validate=_validate_rds_encrypted,
     applies_to=(RDS_INSTANCE, RDS_CLUSTER),
 )
 

@@ -53,7 +53,8 @@ JUDGED = {
     "docker-odoo-sso-ldap-tls": CONTAINER,
     "aws-security-group-no-public-admin-ingress": "aws:ec2/securityGroup:SecurityGroup",
     "hcloud-load-balancer-no-admin-service": "hcloud:index/loadBalancerService:LoadBalancerService",
-    "aws-rds-private-and-encrypted": "aws:rds/instance:Instance",
+    "aws-rds-instance-not-public": "aws:rds/instance:Instance",
+    "aws-rds-storage-encrypted": "aws:rds/cluster:Cluster",
     "aws-iam-no-admin-managed-policy": "aws:iam/rolePolicyAttachment:RolePolicyAttachment",
     "server-user-data-no-plaintext-password": SERVER,
 }

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import gzip
+import secrets
 
 import pytest
 
@@ -76,14 +77,21 @@ def test_load_balancer_web_service_passes(good):
 
 # -- ACC-02 / DSK-01: RDS --------------------------------------------------------------------------------
 
-def test_rds_public_and_unencrypted_instance_is_reported_and_the_private_encrypted_one_passes():
-    policy = storage.aws_rds_private_encrypted
-    messages = _outside(policy, storage.RDS_INSTANCE, {"publiclyAccessible": True, "storageEncrypted": False})
-    assert len(messages) == 2 and "publiclyAccessible" in messages[0] and "storageEncrypted" in messages[1]
-    assert _outside(policy, storage.RDS_INSTANCE, {"publiclyAccessible": False, "storageEncrypted": True}) == []
-    [message] = _outside(policy, storage.RDS_CLUSTER, {"engine": "aurora-postgresql"})
-    assert "storageEncrypted" in message
-    assert _outside(policy, storage.RDS_CLUSTER, {"storageEncrypted": True}) == []
+def test_rds_public_instance_is_reported_and_the_private_one_passes():
+    policy = storage.aws_rds_not_public
+    [message] = _outside(policy, storage.RDS_INSTANCE, {"publiclyAccessible": True, "storageEncrypted": True})
+    assert "publiclyAccessible" in message
+    assert _outside(policy, storage.RDS_INSTANCE, {"publiclyAccessible": False}) == []
+    assert _outside(policy, storage.RDS_INSTANCE, {}) == []  # the provider's default is private
+
+
+@pytest.mark.parametrize("resource_type", [storage.RDS_INSTANCE, storage.RDS_CLUSTER])
+def test_rds_unencrypted_storage_is_reported_and_encrypted_passes(resource_type):
+    policy = storage.aws_rds_encrypted
+    for bad in ({}, {"storageEncrypted": False}):
+        [message] = _outside(policy, resource_type, bad)
+        assert "storageEncrypted" in message
+    assert _outside(policy, resource_type, {"storageEncrypted": True}) == []
 
 
 # -- DSK-01: EBS -----------------------------------------------------------------------------------------
@@ -169,7 +177,7 @@ def test_commands_that_leave_sshd_alone_pass():
 # -- SEC-01: passwords in user-data ------------------------------------------------------------------------
 
 PW_POLICY = userdata.server_user_data_no_plaintext_password
-SECRET = "Sup3r-s3cret-pw"
+SECRET = "pw-" + secrets.token_hex(8)  # made up per run: no password in the fixture
 
 
 @pytest.mark.parametrize("extra", [
