@@ -57,6 +57,7 @@ JUDGED = {
     "aws-rds-storage-encrypted": "aws:rds/cluster:Cluster",
     "aws-iam-no-admin-managed-policy": "aws:iam/rolePolicyAttachment:RolePolicyAttachment",
     "server-user-data-no-plaintext-password": SERVER,
+    "vault-auth-role-least-privilege": "vault:kubernetes/authBackendRole:AuthBackendRole",
 }
 
 

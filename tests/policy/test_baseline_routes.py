@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import base64
 import gzip
+import json
 import secrets
 
 import pytest
 
-from odoo_hosting_policies import exposure, iam, ssh, storage, userdata
+from odoo_hosting_policies import exposure, iam, ssh, storage, userdata, vault
 from odoo_hosting_policies._meta import CannotCheck
 
 from .conftest import SERVER, cloud_config, good_server, run_policy, stack_resource
@@ -219,3 +220,46 @@ def test_a_shell_script_user_data_and_an_ec2_instance_are_judged_too():
     assert _outside(PW_POLICY, userdata.EC2_INSTANCE, {"userData": "#!/bin/sh\napt-get update\n"}) == []
     with pytest.raises(CannotCheck, match="userDataBase64"):
         _outside(PW_POLICY, userdata.EC2_INSTANCE, {"userDataBase64": "%%%not base64"})
+
+
+# -- SEC-02: Vault through other resources ------------------------------------------------------------
+
+VAULT_ROLES = vault.vault_role_least_privilege
+
+
+@pytest.mark.parametrize("resource_type,key", [
+    ("vault:kubernetes/authBackendRole:AuthBackendRole", "tokenPolicies"),
+    ("vault:jwt/authBackendRole:AuthBackendRole", "tokenPolicies"),
+    ("vault:tokenauth/authBackendRole:AuthBackendRole", "allowedPolicies"),
+    (vault.TOKEN, "policies"),
+])
+def test_a_role_or_token_granting_root_is_reported(resource_type, key):
+    [message] = _outside(VAULT_ROLES, resource_type, {key: ["default", "root"]})
+    assert key in message and "root" in message
+    assert _outside(VAULT_ROLES, resource_type, {key: ["shop-read"]}) == []
+
+
+def test_approle_roles_are_left_to_their_own_policy():
+    assert vault.is_role_type(vault.APPROLE_ROLE) is False
+
+
+def test_an_approle_secret_id_is_bound_and_generated_by_vault():
+    messages = _outside(VAULT_ROLES, vault.SECRET_ID, {"roleName": "web", "secretId": SECRET})
+    assert len(messages) == 2 and "cidrLists" in messages[0] and "secretId" in messages[1]
+    assert SECRET not in " ".join(messages)
+    assert _outside(VAULT_ROLES, vault.SECRET_ID, {"roleName": "web", "cidrLists": ["10.8.0.5/32"]}) == []
+
+
+@pytest.mark.parametrize("path,data,bad", [
+    ("sys/policy/shop", {"policy": 'path "secret/*" { capabilities = ["read"] }'}, True),
+    ("sys/policies/acl/shop", {"policy": 'path "sys/auth" { capabilities = ["read"] }'}, True),
+    ("sys/policy/shop", {"policy": 'path "kv/data/shop/web/*" { capabilities = ["read"] }'}, False),
+    ("sys/policy/shop", {"rules": "?"}, True),
+    ("auth/kubernetes/role/web", {"token_policies": ["root"]}, True),
+    ("auth/kubernetes/role/web", {"token_policies": ["shop-read"]}, False),
+    ("secret/data/shop/config", {"data": {"x": 1}}, False),
+])
+def test_generic_endpoints_writing_policies_or_roles(path, data, bad):
+    messages = _outside(VAULT_ROLES, vault.GENERIC_ENDPOINT, {"path": path, "dataJson": json.dumps(data)})
+    assert bool(messages) is bad, messages
+
