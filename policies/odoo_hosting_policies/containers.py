@@ -28,6 +28,7 @@ from ._meta import (
 
 CONTAINER = "docker:index/container:Container"
 REMOTE_IMAGE = "docker:index/remoteImage:RemoteImage"
+SERVICE = "docker:index/service:Service"
 
 DEFAULT_ROLE_LABEL = "odoo-hosting/role"
 PROXY_ROLE = "proxy"
@@ -97,8 +98,7 @@ def container_problems(props: Mapping[str, Any], role_key: str, client: bool = T
                         "privileges; add it to securityOpts")
     caps = get(props, "capabilities")
     adds = as_list(get(caps, "adds")) if isinstance(caps, Mapping) else []
-    bad = sorted({str(c).strip().upper().removeprefix("CAP_") for c in adds}
-                 & DANGEROUS_CAPABILITIES)
+    bad = _dangerous(adds)
     if bad:
         problems.append(f"capabilities.adds grants {', '.join(bad)}; remove them")
     role = _role(props, role_key)
@@ -136,7 +136,37 @@ def published_admin_ports(ports: list[Any]) -> list[str]:
     return problems
 
 
+def _dangerous(capabilities: list[Any]) -> list[str]:
+    return sorted({str(c).strip().upper().removeprefix("CAP_") for c in capabilities} & DANGEROUS_CAPABILITIES)
+
+
+def service_problems(props: Mapping[str, Any]) -> list[str]:
+    """A swarm service: the same isolation through its task spec (mounts, capabilities, published ports:
+    swarm publishes on every node's interfaces)."""
+    task = get(props, "taskSpec")
+    spec = get(task, "containerSpec") if isinstance(task, Mapping) else None
+    problems = []
+    if isinstance(spec, Mapping):
+        for mount in as_list(get(spec, "mounts")):
+            source = get(mount, "source") if isinstance(mount, Mapping) else None
+            if str(get(mount, "type", "bind")).strip().lower() == "bind" and _is_socket_path(source):
+                problems.append(f"its task mounts the host path '{source}', which holds or contains the Docker "
+                                "socket (root on every node); remove that mount")
+        bad = _dangerous(as_list(get(spec, "capabilityAdds")))
+        if bad:
+            problems.append(f"containerSpec.capabilityAdds grants {', '.join(bad)}; remove them")
+    endpoint = get(props, "endpointSpec")
+    ports = [{"internal": get(p, "targetPort"), "external": get(p, "publishedPort")}
+             for p in as_list(get(endpoint, "ports") if isinstance(endpoint, Mapping) else None)
+             if isinstance(p, Mapping)]
+    return problems + published_admin_ports(ports)
+
+
 def _validate_container(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    if args.resource_type == SERVICE:
+        for problem in service_problems(args.props):
+            report_violation(f"service: {problem}.", None)
+        return
     key = config_string(args, "roleLabelKey", DEFAULT_ROLE_LABEL)
     for problem in container_problems(args.props, key, in_client(args)):
         report_violation(f"container: {problem}.", None)
@@ -144,7 +174,8 @@ def _validate_container(args: ResourceValidationArgs, report_violation: ReportVi
 
 docker_container_isolated = resource_policy(
     name="docker-container-isolated",
-    description="Checks that Docker containers are not privileged, share no host network/PID/IPC/user "
+    description="Checks that Docker containers (and swarm services: mounts, capabilities, published ports) are "
+                "not privileged, share no host network/PID/IPC/user "
                 "namespace, mount no Docker socket (or its directory), set no-new-privileges, add no "
                 "dangerous capability, and publish no database port; in any program no admin or database "
                 "port on a non-loopback address, in a client stack only the TLS proxy publishes ports.",
@@ -154,7 +185,7 @@ docker_container_isolated = resource_policy(
                 "['no-new-privileges:true'], no Docker socket mount and no added capabilities; publish "
                 "ports only on the proxy (labelled odoo-hosting/role=proxy).",
     validate=_validate_container,
-    applies_to=(CONTAINER,),
+    applies_to=(CONTAINER, SERVICE),
     config=_CONFIG,
     scope="mixed",
 )

@@ -10,7 +10,7 @@ import secrets
 
 import pytest
 
-from odoo_hosting_policies import exposure, iam, ssh, storage, userdata, vault
+from odoo_hosting_policies import containers, exposure, iam, ssh, storage, userdata, vault
 from odoo_hosting_policies._meta import CannotCheck
 
 from .conftest import SERVER, cloud_config, good_server, run_policy, stack_resource
@@ -263,3 +263,27 @@ def test_generic_endpoints_writing_policies_or_roles(path, data, bad):
     messages = _outside(VAULT_ROLES, vault.GENERIC_ENDPOINT, {"path": path, "dataJson": json.dumps(data)})
     assert bool(messages) is bad, messages
 
+
+
+# -- ISO-02: a swarm service is a container too ---------------------------------------------------------
+
+SERVICE_POLICY = containers.docker_container_isolated
+
+
+@pytest.mark.parametrize("bad,what", [
+    ({"taskSpec": {"containerSpec": {"image": "x", "mounts": [
+        {"type": "bind", "source": "/var/run/docker.sock", "target": "/var/run/docker.sock"}]}}}, "Docker socket"),
+    ({"taskSpec": {"containerSpec": {"image": "x", "capabilityAdds": ["CAP_SYS_ADMIN"]}}}, "SYS_ADMIN"),
+    ({"taskSpec": {"containerSpec": {"image": "x"}}, "endpointSpec": {"ports": [{"targetPort": 5432, "publishedPort": 5432}]}},
+     "5432"),
+])
+def test_a_swarm_service_is_judged_like_a_container(bad, what):
+    [message] = _outside(SERVICE_POLICY, containers.SERVICE, bad)
+    assert what in message
+
+
+def test_a_hardened_swarm_service_passes():
+    good = {"taskSpec": {"containerSpec": {"image": "x", "mounts": [{"type": "volume", "source": "data", "target": "/d"}],
+                                           "capabilityAdds": ["NET_BIND_SERVICE"]}},
+            "endpointSpec": {"ports": [{"targetPort": 80, "publishedPort": 8080}]}}
+    assert _outside(SERVICE_POLICY, containers.SERVICE, good) == []
