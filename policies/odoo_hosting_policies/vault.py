@@ -22,7 +22,7 @@ from typing import Any
 from pulumi_policy import ReportViolation, ResourceValidationArgs, Severity, StackValidationArgs
 from pulumi_policy.proxy import UnknownValueError
 
-from ._meta import as_list, as_number, config_int, get, resource_policy, shown, stack_policy
+from ._meta import as_list, as_number, config_int, get, in_client, resource_policy, shown, stack_policy
 
 POLICY = "vault:index/policy:Policy"
 AUDIT = "vault:index/audit:Audit"
@@ -196,7 +196,11 @@ def _validate_vault_policy(args: ResourceValidationArgs, report_violation: Repor
         report_violation(f"Vault policy: {e}, so it cannot be checked; write it as HCL path blocks "
                          "(path \"...\" {{ capabilities = [...] }}) or JSON.", None)
         return
+    client = in_client(args)
     for problem in rule_problems(rules, name, min_depth):
+        if not client:  # any program: the paths of other teams or tenants, not "clients"
+            problem = problem.replace("other clients' paths", "paths beyond the policy's own").replace(
+                "<mount>/data/<client>/*", "<mount>/data/<name>/*")
         report_violation(f"Vault policy: {problem}.", None)
 
 
@@ -211,6 +215,7 @@ vault_policy_client_scoped = resource_policy(
     validate=_validate_vault_policy,
     applies_to=(POLICY,),
     config=_POLICY_CONFIG,
+    scope="mixed",
 )
 
 

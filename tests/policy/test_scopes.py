@@ -192,3 +192,11 @@ def test_cannot_check_reaches_the_engine_as_the_sdks_advisory():
     from pulumi_policy.proxy import UnknownValueError
     error = CannotCheck("x: y")
     assert isinstance(error, UnknownValueError) and error.message == "cannot check x: y"
+
+
+def test_vault_policy_wording_follows_the_scope():
+    from odoo_hosting_policies import vault
+    props = {"name": "web", "policy": 'path "secret/*" { capabilities = ["read"] }'}
+    [inside] = run_policy(vault.vault_policy_client_scoped, "vault:index/policy:Policy", props)
+    [outside] = run_policy(vault.vault_policy_client_scoped, "vault:index/policy:Policy", props, client_stack=False)
+    assert "other clients' paths" in inside and "client" not in outside and "beyond the policy's own" in outside
