@@ -26,7 +26,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from pulumi_policy import ReportViolation, ResourceValidationArgs, Severity, StackValidationArgs
+from pulumi_policy import EnforcementLevel, ReportViolation, ResourceValidationArgs, Severity, StackValidationArgs
 from pulumi_policy.proxy import UnknownValueError
 
 from . import iam
@@ -473,4 +473,50 @@ s3_bucket_hardening_complete = stack_policy(
                 "bucket=<the bucket>.id.",
     validate=_validate_bucket_hardening,
     scope="mixed",
+)
+
+
+# --- advisory: whose key encrypts the bucket ---------------------------------------------------------
+
+KMS_KEY_TYPES = ("aws:kms/key:Key", "aws:kms/replicaKey:ReplicaKey", "aws:kms/externalKey:ExternalKey")
+
+
+def _sse_key_ids(props: Mapping[str, Any]) -> list[Any]:
+    keys = []
+    for rule in as_list(get(props, "rules")):
+        default = _first(get(rule, "applyServerSideEncryptionByDefault")) if isinstance(rule, Mapping) else None
+        if isinstance(default, Mapping):
+            keys.append(get(default, "kmsMasterKeyId"))
+    return [k for k in keys if k is not None]
+
+
+def _validate_bucket_key_owner(args: StackValidationArgs, report_violation: ReportViolation) -> None:
+    own_keys = {r.urn for r in args.resources if r.resource_type in KMS_KEY_TYPES}
+    for config in (r for r in args.resources if r.resource_type in ENCRYPTION):
+        deps = [d.urn for d in (config.property_dependencies or {}).get("rules", [])]
+        try:
+            keys = _sse_key_ids(config.props)
+        except UnknownValueError:
+            keys = []  # an output: the dependency below says whose
+        if any(d in own_keys for d in deps):
+            continue
+        for key in keys:
+            aws_managed = isinstance(key, str) and key.strip().endswith("alias/aws/s3")
+            what = ("the AWS managed key aws/s3, which every principal in the account with S3 access can use"
+                    if aws_managed else f"'{key}', a key this stack does not create")
+            report_violation(f"'{config.name}' encrypts with {what}; check that the key belongs to the bucket's "
+                             "owner and its key policy admits only the bucket's users (or create an aws.kms.Key "
+                             "in this stack).", config.urn)
+
+
+s3_bucket_key_owner = stack_policy(
+    name="aws-s3-bucket-key-owned",
+    description="Checks that a bucket's SSE-KMS key is one the stack creates (advisory), not the AWS managed "
+                "aws/s3 key or a key from elsewhere whose owner the pack cannot see.",
+    controls=["BKP-04"],
+    severity=Severity.LOW,
+    remediation="Create the bucket's aws.kms.Key in the same stack and pass its arn as kms_master_key_id.",
+    validate=_validate_bucket_key_owner,
+    applies_to=ENCRYPTION,
+    enforcement_level=EnforcementLevel.ADVISORY,
 )

@@ -92,6 +92,7 @@ STACK_JUDGED = {
     "hcloud-server-backup-agent": SERVER,
     "hcloud-server-host-bundle": "aws:s3/bucketObjectv2:BucketObjectv2",
     "aws-ebs-storage-encrypted": "aws:ebs/volume:Volume",
+    "aws-s3-bucket-key-owned": "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration",
 }
 
 

@@ -9,11 +9,12 @@ import json
 import secrets
 
 import pytest
+from pulumi_policy import EnforcementLevel
 
-from odoo_hosting_policies import containers, exposure, iam, ssh, storage, userdata, vault
+from odoo_hosting_policies import buckets, containers, exposure, iam, ssh, storage, userdata, vault
 from odoo_hosting_policies._meta import CannotCheck
 
-from .conftest import SERVER, cloud_config, good_server, run_policy, stack_resource
+from .conftest import SERVER, cloud_config, good_server, run_policy, run_stack_policy, stack_resource
 
 SG, SG_RULE, INGRESS = exposure.SECURITY_GROUP, exposure.SECURITY_GROUP_RULE, exposure.INGRESS_RULE
 SG_POLICY = exposure.aws_security_group_no_admin_ingress
@@ -287,3 +288,23 @@ def test_a_hardened_swarm_service_passes():
                                            "capabilityAdds": ["NET_BIND_SERVICE"]}},
             "endpointSpec": {"ports": [{"targetPort": 80, "publishedPort": 8080}]}}
     assert _outside(SERVICE_POLICY, containers.SERVICE, good) == []
+
+
+# -- BKP-04 (advisory): whose key encrypts the bucket ---------------------------------------------------
+
+def _sse(key, deps=()):
+    props = {"bucket": "b", "rules": [{"applyServerSideEncryptionByDefault": {"sseAlgorithm": "aws:kms",
+                                                                             "kmsMasterKeyId": key}}]}
+    return stack_resource(buckets.ENCRYPTION[0], props, "b-sse", client_stack=False,
+                          property_dependencies={"rules": list(deps)})
+
+
+def test_a_bucket_key_the_stack_does_not_create_is_an_advisory():
+    policy = buckets.s3_bucket_key_owner
+    assert policy.enforcement_level == EnforcementLevel.ADVISORY
+    [aws_managed] = run_stack_policy(policy, [_sse("alias/aws/s3")])
+    assert "AWS managed key" in aws_managed
+    [foreign] = run_stack_policy(policy, [_sse("arn:aws:kms:eu-central-1:999999999999:key/x")])
+    assert "does not create" in foreign
+    key = stack_resource("aws:kms/key:Key", {"enableKeyRotation": True}, "bucket-key", client_stack=False)
+    assert run_stack_policy(policy, [key, _sse("arn:aws:kms:eu-central-1:1:key/k", deps=[key])]) == []
