@@ -57,6 +57,7 @@ JUDGED = {
     "aws-rds-storage-encrypted": "aws:rds/cluster:Cluster",
     "aws-iam-no-admin-managed-policy": "aws:iam/rolePolicyAttachment:RolePolicyAttachment",
     "server-user-data-no-plaintext-password": SERVER,
+    "vault-pki-role-key-and-validity": "vault:pkiSecret/secretBackendRole:SecretBackendRole",
     "vault-auth-role-least-privilege": "vault:kubernetes/authBackendRole:AuthBackendRole",
 }
 

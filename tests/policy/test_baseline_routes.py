@@ -11,7 +11,7 @@ import secrets
 import pytest
 from pulumi_policy import EnforcementLevel
 
-from odoo_hosting_policies import buckets, containers, exposure, iam, ssh, storage, userdata, vault
+from odoo_hosting_policies import buckets, containers, exposure, iam, ssh, storage, tlskeys, userdata, vault
 from odoo_hosting_policies._meta import CannotCheck
 
 from .conftest import SERVER, cloud_config, good_server, run_policy, run_stack_policy, stack_resource
@@ -308,3 +308,31 @@ def test_a_bucket_key_the_stack_does_not_create_is_an_advisory():
     assert "does not create" in foreign
     key = stack_resource("aws:kms/key:Key", {"enableKeyRotation": True}, "bucket-key", client_stack=False)
     assert run_stack_policy(policy, [key, _sse("arn:aws:kms:eu-central-1:1:key/k", deps=[key])]) == []
+
+
+# -- TLS-04: certificates Vault issues ---------------------------------------------------------------------
+
+PKI_POLICY = tlskeys.vault_pki_role_floor
+
+
+@pytest.mark.parametrize("bad,what", [
+    ({"backend": "pki", "name": "web"}, "keyBits"),
+    ({"keyType": "rsa", "keyBits": 2048}, "keyBits"),
+    ({"keyType": "any"}, "any"),
+    ({"keyType": "ec", "keyBits": 224}, "keyBits"),
+    ({"keyType": "ec", "keyBits": 256, "maxTtl": "8760h"}, "maxTtl"),
+    ({"keyType": "ec", "keyBits": 256, "maxTtl": "31536000"}, "maxTtl"),
+    ({"keyType": "ec", "keyBits": 256, "maxTtl": "a year"}, "maxTtl"),
+])
+def test_a_weak_or_long_lived_pki_role_is_reported(bad, what):
+    [message] = _outside(PKI_POLICY, tlskeys.PKI_ROLE, bad)
+    assert what in message
+
+
+@pytest.mark.parametrize("good", [
+    {"keyType": "ec", "keyBits": 256, "maxTtl": "2160h"},
+    {"keyType": "rsa", "keyBits": 4096, "maxTtl": "90d"},
+    {"keyType": "ec", "maxTtl": 86400},
+])
+def test_a_pki_role_at_the_floor_passes(good):
+    assert _outside(PKI_POLICY, tlskeys.PKI_ROLE, good) == []

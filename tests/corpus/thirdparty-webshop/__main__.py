@@ -1,8 +1,8 @@
 """A hardened third-party program: a web shop on Hetzner and AWS, written without any odoo-hosting
 component, label or tag. The `clean` stack must come back clean; every other stack adds exactly one
 exposure (the stack config `exposure`), and must come back with exactly that control."""
+import hashlib
 import json
-import secrets
 
 import pulumi
 import pulumi_aws as aws
@@ -36,8 +36,8 @@ runcmd:
   - [systemctl, reload, ssh]
 """
 if EXPOSURE == "chpasswd":
-    # a password made up at run time: the fixture holds none
-    USER_DATA += f"chpasswd:\n  expire: false\n  list: |\n    deploy:{secrets.token_urlsafe(12)}\n"
+    # a password derived at run time (the same every run, so previews compare): the fixture holds none
+    USER_DATA += f"chpasswd:\n  expire: false\n  list: |\n    deploy:{hashlib.sha256(b'webshop').hexdigest()[:16]}\n"
 if EXPOSURE == "runcmd-sshd":
     USER_DATA += "bootcmd:\n  - sed -i 's/^PasswordAuthentication no/PasswordAuthentication yes/' /etc/ssh/sshd_config.d/01-shop.conf\n"
 
