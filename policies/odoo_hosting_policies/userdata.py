@@ -27,7 +27,7 @@ from typing import Any
 from pulumi_policy import ReportViolation, ResourceValidationArgs, Severity
 
 from ._meta import as_list, cannot_check, get, resource_policy
-from .cloudconfig import NotJudgeable, commands, parse_cloud_config
+from .cloudconfig import commands, judge_text
 
 SERVER = "hcloud:index/server:Server"
 EC2_INSTANCE = "aws:ec2/instance:Instance"
@@ -75,12 +75,12 @@ def cloud_config_password_problems(cfg: Mapping[str, Any]) -> list[str]:
 def user_data_password_problems(text: str) -> list[str]:
     if not text.strip():
         return []
-    try:
-        cfg = parse_cloud_config(text)
-    except NotJudgeable:
+    # parsed once per text for every policy that reads it (cloudconfig's cache)
+    findings, not_cloud_config = judge_text(text, cloud_config_password_problems)
+    if not_cloud_config:
         # a shell script or another format: the command forms are still visible
         return ["the user-data script sets a password from a literal"] if _CHPASSWD_PIPE.search(text) else []
-    return cloud_config_password_problems(cfg)
+    return list(findings)
 
 
 def _decoded(where: str, encoded: str) -> str:
