@@ -9,9 +9,9 @@ other routes to the same effect in the providers the pack covers:
   ``/0``) on a port range or protocol (``-1``/``all``) that covers an admin
   port;
 - Hetzner load balancers: a ``LoadBalancerService`` that listens on, or
-  forwards to, an admin port (a load balancer has a public interface unless
-  its network attachment turns it off, which a service cannot see: the
-  message says so).
+  forwards to, an admin port, unless a ``LoadBalancerNetwork`` of the same
+  load balancer sets ``enablePublicInterface: false`` (a stack policy, so
+  it sees both).
 
 The admin ports are ``_meta.ADMIN_PORTS``, tunable with ``adminPorts``.
 """
@@ -22,14 +22,16 @@ import ipaddress
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from pulumi_policy import ReportViolation, ResourceValidationArgs, Severity
+from pulumi_policy import ReportViolation, ResourceValidationArgs, Severity, StackValidationArgs
+from pulumi_policy.proxy import UnknownValueError
 
-from ._meta import ADMIN_PORTS, as_list, as_number, config_port_list, get, resource_policy
+from ._meta import ADMIN_PORTS, as_list, as_number, config_port_list, get, resource_policy, stack_policy
 
 SECURITY_GROUP = "aws:ec2/securityGroup:SecurityGroup"
 SECURITY_GROUP_RULE = "aws:ec2/securityGroupRule:SecurityGroupRule"
 INGRESS_RULE = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
 LB_SERVICE = "hcloud:index/loadBalancerService:LoadBalancerService"
+LB_NETWORK = "hcloud:index/loadBalancerNetwork:LoadBalancerNetwork"
 
 _CONFIG = {
     "adminPorts": {
@@ -130,8 +132,8 @@ def load_balancer_service_problems(props: Mapping[str, Any], admin: frozenset[in
     destination = as_number(get(props, "destinationPort")) or listen
     problems = []
     if listen is not None and int(listen) in admin:
-        problems.append(f"the load balancer listens on admin/database port {int(listen)}, on its public "
-                        "interface unless its network attachment disables it; listen on 80/443 only")
+        problems.append(f"the load balancer listens on admin/database port {int(listen)} on its public "
+                        "interface; listen on 80/443 only")
     elif destination is not None and int(destination) in admin:
         problems.append(f"the load balancer forwards port {int(listen or 0)} to admin/database port "
                         f"{int(destination)} on its targets, which puts that port on the internet; forward only "
@@ -139,20 +141,45 @@ def load_balancer_service_problems(props: Mapping[str, Any], admin: frozenset[in
     return problems
 
 
-def _validate_lb_service(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
-    for problem in load_balancer_service_problems(args.props, _admin_ports(args)):
-        report_violation(f"{problem}.", None)
+def _lb_urns(resource: Any) -> set[str]:
+    return {d.urn for d in (resource.property_dependencies or {}).get("loadBalancerId", [])}
 
 
-hcloud_load_balancer_no_admin_service = resource_policy(
+def _private_lbs(resources: list[Any]) -> set[str]:
+    """Load balancers whose network attachment turns the public interface off."""
+    private: set[str] = set()
+    for r in resources:
+        if r.resource_type != LB_NETWORK:
+            continue
+        try:
+            off = get(r.props, "enablePublicInterface", True) is False
+        except UnknownValueError:
+            off = False
+        if off:
+            private |= _lb_urns(r)
+    return private
+
+
+def _validate_lb_services(args: StackValidationArgs, report_violation: ReportViolation) -> None:
+    admin = _admin_ports(args)
+    private = _private_lbs(args.resources)
+    for service in (r for r in args.resources if r.resource_type == LB_SERVICE):
+        lbs = _lb_urns(service)
+        if lbs and lbs <= private:
+            continue
+        for problem in load_balancer_service_problems(service.props, admin):
+            report_violation(f"'{service.name}': {problem}.", service.urn)
+
+
+hcloud_load_balancer_no_admin_service = stack_policy(
     name="hcloud-load-balancer-no-admin-service",
     description="Checks that no Hetzner load balancer service listens on or forwards to an admin or database "
-                "port.",
+                "port, unless the load balancer's network attachment turns its public interface off.",
     controls=["ACC-02"],
     severity=Severity.CRITICAL,
     remediation="Give hcloud.LoadBalancerService only web listen/destination ports (80/443); reach SSH and "
-                "databases through the VPN.",
-    validate=_validate_lb_service,
+                "databases through the VPN (or attach the load balancer with enable_public_interface=False).",
+    validate=_validate_lb_services,
     applies_to=(LB_SERVICE,),
     config=_CONFIG,
 )

@@ -52,7 +52,6 @@ JUDGED = {
     "docker-odoo-outside-connections-tls": CONTAINER,
     "docker-odoo-sso-ldap-tls": CONTAINER,
     "aws-security-group-no-public-admin-ingress": "aws:ec2/securityGroup:SecurityGroup",
-    "hcloud-load-balancer-no-admin-service": "hcloud:index/loadBalancerService:LoadBalancerService",
     "aws-rds-instance-not-public": "aws:rds/instance:Instance",
     "aws-rds-storage-encrypted": "aws:rds/cluster:Cluster",
     "aws-iam-no-admin-managed-policy": "aws:iam/rolePolicyAttachment:RolePolicyAttachment",
@@ -93,6 +92,7 @@ STACK_JUDGED = {
     "hcloud-server-backup-agent": SERVER,
     "hcloud-server-host-bundle": "aws:s3/bucketObjectv2:BucketObjectv2",
     "aws-ebs-storage-encrypted": "aws:ebs/volume:Volume",
+    "hcloud-load-balancer-no-admin-service": "hcloud:index/loadBalancerService:LoadBalancerService",
     "aws-s3-bucket-key-owned": "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration",
 }
 

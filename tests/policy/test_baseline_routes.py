@@ -69,6 +69,20 @@ def test_load_balancer_service_to_an_admin_port_is_reported(bad):
     assert "admin/database port" in message
 
 
+def test_a_load_balancer_without_a_public_interface_may_forward_ssh():
+    lb = stack_resource("hcloud:index/loadBalancer:LoadBalancer", {"loadBalancerType": "lb11"}, "lb", client_stack=False)
+    service = stack_resource(exposure.LB_SERVICE, {"protocol": "tcp", "listenPort": 22}, "ssh", client_stack=False,
+                             property_dependencies={"loadBalancerId": [lb]})
+
+    def network(public):
+        return stack_resource(exposure.LB_NETWORK, {"enablePublicInterface": public, "networkId": 1}, "lb-net",
+                              client_stack=False, property_dependencies={"loadBalancerId": [lb]})
+
+    assert run_stack_policy(LB_POLICY, [lb, service, network(False)]) == []
+    assert run_stack_policy(LB_POLICY, [lb, service, network(True)])
+    assert run_stack_policy(LB_POLICY, [lb, service])
+
+
 @pytest.mark.parametrize("good", [
     {"loadBalancerId": "1", "protocol": "https", "listenPort": 443, "destinationPort": 8080},
     {"loadBalancerId": "1", "protocol": "http"},
