@@ -200,3 +200,14 @@ def test_vault_policy_wording_follows_the_scope():
     [inside] = run_policy(vault.vault_policy_client_scoped, "vault:index/policy:Policy", props)
     [outside] = run_policy(vault.vault_policy_client_scoped, "vault:index/policy:Policy", props, client_stack=False)
     assert "other clients' paths" in inside and "client" not in outside and "beyond the policy's own" in outside
+
+
+def test_an_aws_resource_whose_region_cannot_be_seen_is_cannot_check():
+    from odoo_hosting_policies import location
+
+    from .conftest import provider
+    policy = location.aws_resource_eu_region
+    with pytest.raises(CannotCheck, match="region of this AWS resource"):
+        run_policy(policy, BUCKET, {"bucket": "b"}, client_stack=False)
+    assert run_policy(policy, BUCKET, {"bucket": "b"}, client_stack=False, provider_resource=provider("eu-west-1")) == []
+    assert run_policy(policy, BUCKET, {"bucket": "b"}, client_stack=False, provider_resource=provider("us-east-1"))
