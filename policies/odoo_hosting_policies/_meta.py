@@ -12,7 +12,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, NoReturn
 
 import yaml
 from pulumi_policy import (
@@ -26,7 +26,9 @@ from pulumi_policy import (
     StackValidationArgs,
     StackValidationPolicy,
 )
+from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, UnknownValueError
 
+from ._scope import SCOPE_CONFIG, client_only, in_client_stack
 from ._servicer import APPLIES_TO_ATTR
 
 CATALOG_PATH = Path(__file__).with_name("controls.yaml")
@@ -94,6 +96,31 @@ def _guard_config(validate: Callable[[Any, ReportViolation], None]) -> Callable[
 
 
 AppliesTo = Sequence[str] | AbstractSet[str] | Callable[[str], bool] | None
+Scope = Literal["baseline", "client", "mixed"]
+"""``baseline``: any program's resources; ``client``: only resources inside a client stack (``_scope``);
+``mixed``: any program's resources, with stricter checks the policy itself applies inside a client stack
+(:func:`in_client`)."""
+
+
+def in_client(args: Any, urn: str | None = None) -> bool:
+    """Whether the resource (``urn``, default the judged one) is inside a client stack under the policy's config."""
+    return in_client_stack(urn if urn is not None else args.urn, args.get_config())
+
+
+def _scoped(validate: Callable[[Any, ReportViolation], None], scope: Scope, *,
+            stack: bool = False) -> Callable[[Any, ReportViolation], None]:
+    if scope in ("baseline", "mixed"):
+        return validate
+    if scope != "client":
+        raise ValueError(f"scope must be 'baseline' or 'client', got {scope!r}")
+    return client_only(validate, stack=stack)
+
+
+def _schema(config: Mapping[str, dict[str, Any]] | None, scope: Scope) -> PolicyConfigSchema | None:
+    properties = dict(config or {})
+    if scope in ("client", "mixed"):
+        properties.update(SCOPE_CONFIG)
+    return PolicyConfigSchema(properties=properties) if properties else None
 
 
 def _type_filter(applies_to: AppliesTo) -> tuple[Callable[[str], bool], str] | None:
@@ -144,7 +171,7 @@ def resource_policy(*, name: str, description: str, controls: Sequence[str], sev
                     remediation: str, validate: Callable[[ResourceValidationArgs, ReportViolation], None],
                     config: Mapping[str, dict[str, Any]] | None = None,
                     enforcement_level: EnforcementLevel | None = None,
-                    applies_to: AppliesTo = None) -> ResourceValidationPolicy:
+                    applies_to: AppliesTo = None, scope: Scope = "baseline") -> ResourceValidationPolicy:
     """``enforcement_level`` None: the pack's level (mandatory); set it only for advisory controls.
 
     ``applies_to`` names the resources the policy judges: a collection of Pulumi type tokens
@@ -156,6 +183,10 @@ def resource_policy(*, name: str, description: str, controls: Sequence[str], sev
     "not applicable" (never judged), so ``applies_to`` must be a superset of every type ``validate``
     can report on. None (the default) keeps the old behaviour: every resource counts as judged.
     A bad config value still becomes a violation naming the key (:func:`_guard_config`).
+
+    ``scope`` "client" makes it a client-stack rule: a resource outside a client stack gets "not
+    applicable" (after the type check) and the policy takes the clientStacks/clientComponentTypes
+    settings (``_scope``); "baseline" (the default) judges any program's resources.
     """
     _check_metadata(name, description)
     type_filter = _type_filter(applies_to)
@@ -163,11 +194,11 @@ def resource_policy(*, name: str, description: str, controls: Sequence[str], sev
         name=name,
         description=description,
         enforcement_level=enforcement_level,
-        validate=_only_for(type_filter, _guard_config(validate)),
+        validate=_only_for(type_filter, _guard_config(_scoped(validate, scope))),
         severity=severity,
         framework=_framework(controls),
         remediation_steps=remediation,
-        config_schema=PolicyConfigSchema(properties=dict(config)) if config else None,
+        config_schema=_schema(config, scope),
     )
     if type_filter is not None:
         setattr(policy, APPLIES_TO_ATTR, type_filter)
@@ -178,21 +209,23 @@ def stack_policy(*, name: str, description: str, controls: Sequence[str], severi
                  remediation: str, validate: Callable[[StackValidationArgs, ReportViolation], None],
                  config: Mapping[str, dict[str, Any]] | None = None,
                  enforcement_level: EnforcementLevel | None = None,
-                 applies_to: AppliesTo = None) -> StackValidationPolicy:
+                 applies_to: AppliesTo = None, scope: Scope = "baseline") -> StackValidationPolicy:
     """``enforcement_level`` None: the pack's level (mandatory); set it only for advisory controls.
 
     ``applies_to`` (as for :func:`resource_policy`): a stack holding none of those types is answered
-    "not applicable" (``args.not_applicable``), so preflight does not count it as judged."""
+    "not applicable" (``args.not_applicable``), so preflight does not count it as judged.
+    ``scope`` "client": the policy judges only the stack's client resources (``_scope``)."""
     _check_metadata(name, description)
     return StackValidationPolicy(
         name=name,
         description=description,
         enforcement_level=enforcement_level,
-        validate=_only_for(_type_filter(applies_to), _guard_config(validate), stack=True),
+        validate=_guard_config(_scoped(_only_for(_type_filter(applies_to), validate, stack=True), scope,
+                                       stack=True)),
         severity=severity,
         framework=_framework(controls),
         remediation_steps=remediation,
-        config_schema=PolicyConfigSchema(properties=dict(config)) if config else None,
+        config_schema=_schema(config, scope),
     )
 
 
@@ -269,6 +302,48 @@ def config_string(args: Any, key: str, default: str, pattern: re.Pattern[str] | 
         raise PolicyConfigError(key, f"must be a non-empty string{' matching ' + pattern.pattern if pattern else ''}, "
                                      f"got {value!r}")
     return value.strip()
+
+
+# --- what a policy cannot see ---------------------------------------------------
+
+class CannotCheck(UnknownValueError):
+    """A value the policy needs is missing or unreadable: the SDK answers with its advisory
+    "can't run policy ... during preview: cannot check ...", never a silent pass."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(UNKNOWN_STRING_VALUE, [])
+        self.message = f"cannot check {what}"
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def cannot_check(what: str) -> NoReturn:
+    """Stop judging this resource and say what could not be seen (an advisory, see :class:`CannotCheck`)."""
+    raise CannotCheck(what)
+
+
+def container_labels(props: Mapping[str, Any]) -> dict[str, Any]:
+    """Docker labels: pulumi-docker takes a list of {label, value}; a mapping is accepted too."""
+    raw = get(props, "labels")
+    if isinstance(raw, Mapping):
+        return {str(k): raw[k] for k in raw}
+    out = {}
+    for item in as_list(raw):
+        if isinstance(item, Mapping):
+            out[str(get(item, "label", ""))] = get(item, "value")
+    return out
+
+
+# --- exposure ------------------------------------------------------------------
+
+ADMIN_PORTS = frozenset({
+    22, 23, 445, 1433, 1521, 2375, 2376, 2379, 3306, 3389, 5432, 5900, 5984, 6379, 8069, 8072, 8200, 9200,
+    10250, 11211, 27017,
+})
+"""Admin and database ports that no resource may open to the internet (SSH, telnet, SMB, MSSQL, Oracle,
+the Docker API, etcd, MySQL, RDP, PostgreSQL, VNC, CouchDB, Redis, Odoo's own ports, Vault, Elasticsearch,
+the kubelet, memcached, MongoDB)."""
 
 
 # --- reading resource inputs ---------------------------------------------------

@@ -262,4 +262,5 @@ hcloud_server_backup_agent = stack_policy(
                 "and a repository at s3:https://s3.eu-*.amazonaws.com/<bucket>.",
     validate=BACKUP_AGENT.validate,
     applies_to=(SERVER,),
+    scope="client",
 )

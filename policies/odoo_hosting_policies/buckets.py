@@ -12,6 +12,12 @@ message lands on the resource to fix. The older inline forms on the bucket
 ``objectLockConfiguration``) count as companions.
 
 The region of a bucket is judged by ``aws-resource-eu-region`` (RES-01/BKP-02).
+
+Two scopes (``_scope``): any program's bucket must be encrypted (SSE-S3 or
+SSE-KMS), behind a full public access block, TLS-only and not public, and
+not ``forceDestroy`` (the baseline pieces); a bucket inside a client stack is
+a backup bucket and must also have versioning, ownership controls, the
+archive lifecycle, object lock and SSE-KMS with a key id of its own.
 """
 
 from __future__ import annotations
@@ -20,11 +26,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from pulumi_policy import ReportViolation, ResourceValidationArgs, Severity, StackValidationArgs
+from pulumi_policy import EnforcementLevel, ReportViolation, ResourceValidationArgs, Severity, StackValidationArgs
 from pulumi_policy.proxy import UnknownValueError
 
 from . import iam
-from ._meta import as_list, as_number, get, is_true, resource_policy, stack_policy
+from ._meta import as_list, as_number, get, in_client, is_true, resource_policy, stack_policy
+from ._scope import in_client_stack
 
 BUCKET_TYPES = ("aws:s3/bucket:Bucket", "aws:s3/bucketV2:BucketV2")
 VERSIONING = ("aws:s3/bucketVersioning:BucketVersioning", "aws:s3/bucketVersioningV2:BucketVersioningV2")
@@ -54,7 +61,7 @@ def _first(value: Any) -> Any:
     return items[0] if items else None
 
 
-def versioning_problems(props: Mapping[str, Any]) -> list[str]:
+def versioning_problems(props: Mapping[str, Any], client: bool = True) -> list[str]:
     config = get(props, "versioningConfiguration")
     status = get(config, "status") if isinstance(config, Mapping) else None
     if not isinstance(status, str) or status.strip().lower() != "enabled":
@@ -63,10 +70,18 @@ def versioning_problems(props: Mapping[str, Any]) -> list[str]:
     return []
 
 
-def _sse_rule_problem(default: Any) -> str | None:
+BASELINE_ALGORITHMS = KMS_ALGORITHMS | {"aes256"}
+
+
+def _sse_rule_problem(default: Any, client: bool = True) -> str | None:
     if not isinstance(default, Mapping):
         return "a rule has no applyServerSideEncryptionByDefault; set sseAlgorithm \"aws:kms\" and kmsMasterKeyId"
     algorithm = get(default, "sseAlgorithm")
+    if not client:
+        if not isinstance(algorithm, str) or algorithm.strip().lower() not in BASELINE_ALGORITHMS:
+            return (f"sseAlgorithm is '{algorithm}', not a server-side encryption algorithm; set sseAlgorithm "
+                    "\"aws:kms\" (with kmsMasterKeyId) or \"AES256\"")
+        return None
     if not isinstance(algorithm, str) or algorithm.strip().lower() not in KMS_ALGORITHMS:
         return (f"sseAlgorithm is '{algorithm}', not aws:kms (SSE-S3/AES256 uses an AWS-wide key, not the "
                 "client's own); set sseAlgorithm \"aws:kms\" and kmsMasterKeyId to the client's KMS key")
@@ -77,7 +92,7 @@ def _sse_rule_problem(default: Any) -> str | None:
     return None
 
 
-def encryption_problems(props: Mapping[str, Any]) -> list[str]:
+def encryption_problems(props: Mapping[str, Any], client: bool = True) -> list[str]:
     rules = as_list(get(props, "rules"))
     if not rules:
         return ["the encryption configuration has no rules; add one with sseAlgorithm \"aws:kms\" and "
@@ -85,13 +100,13 @@ def encryption_problems(props: Mapping[str, Any]) -> list[str]:
     problems = []
     for rule in rules:
         if isinstance(rule, Mapping):
-            problem = _sse_rule_problem(_first(get(rule, "applyServerSideEncryptionByDefault")))
+            problem = _sse_rule_problem(_first(get(rule, "applyServerSideEncryptionByDefault")), client)
             if problem:
                 problems.append(problem)
     return problems
 
 
-def _inline_encryption_problems(bucket: Mapping[str, Any]) -> list[str] | None:
+def _inline_encryption_problems(bucket: Mapping[str, Any], client: bool = True) -> list[str] | None:
     """None when the bucket has no inline SSE setting."""
     v7 = get(bucket, "serverSideEncryptionConfiguration")
     v2 = get(bucket, "serverSideEncryptionConfigurations")
@@ -101,17 +116,17 @@ def _inline_encryption_problems(bucket: Mapping[str, Any]) -> list[str] | None:
     if isinstance(v7, Mapping):
         rule = get(v7, "rule")
         default = get(rule, "applyServerSideEncryptionByDefault") if isinstance(rule, Mapping) else None
-        problem = _sse_rule_problem(default)
+        problem = _sse_rule_problem(default, client)
         problems += [problem] if problem else []
     for config in as_list(v2):
         for rule in as_list(get(config, "rules") if isinstance(config, Mapping) else None):
             problem = _sse_rule_problem(_first(get(rule, "applyServerSideEncryptionByDefaults"))
-                                        if isinstance(rule, Mapping) else None)
+                                        if isinstance(rule, Mapping) else None, client)
             problems += [problem] if problem else []
     return problems
 
 
-def public_access_problems(props: Mapping[str, Any]) -> list[str]:
+def public_access_problems(props: Mapping[str, Any], client: bool = True) -> list[str]:
     off = [flag for flag in PUBLIC_ACCESS_FLAGS if not is_true(get(props, flag))]
     if off:
         return [f"the public access block leaves {', '.join(off)} not true; set all four of "
@@ -119,7 +134,7 @@ def public_access_problems(props: Mapping[str, Any]) -> list[str]:
     return []
 
 
-def ownership_problems(props: Mapping[str, Any]) -> list[str]:
+def ownership_problems(props: Mapping[str, Any], client: bool = True) -> list[str]:
     rule = get(props, "rule")
     owner = get(rule, "objectOwnership") if isinstance(rule, Mapping) else None
     if owner != "BucketOwnerEnforced":
@@ -163,7 +178,7 @@ def _expiration_ok(expiration: Any) -> bool:
     return (days is not None and days >= 1) or get(expiration, "date") is not None
 
 
-def lifecycle_problems(props: Mapping[str, Any]) -> list[str]:
+def lifecycle_problems(props: Mapping[str, Any], client: bool = True) -> list[str]:
     found, noncurrent = _Lifecycle(), _Lifecycle()
     for rule in as_list(get(props, "rules")):
         if not isinstance(rule, Mapping) or str(get(rule, "status", "")).strip().lower() != "enabled":
@@ -187,7 +202,7 @@ def lifecycle_problems(props: Mapping[str, Any]) -> list[str]:
     return found.problems()
 
 
-def _inline_lifecycle_problems(bucket: Mapping[str, Any]) -> list[str] | None:
+def _inline_lifecycle_problems(bucket: Mapping[str, Any], client: bool = True) -> list[str] | None:
     rules = get(bucket, "lifecycleRules")
     if rules is None:
         return None
@@ -215,7 +230,7 @@ def _retention_problem(retention: Any) -> str | None:
     return None
 
 
-def object_lock_problems(props: Mapping[str, Any]) -> list[str]:
+def object_lock_problems(props: Mapping[str, Any], client: bool = True) -> list[str]:
     enabled = get(props, "objectLockEnabled", "Enabled")
     problems = []
     if str(enabled).strip().lower() != "enabled":
@@ -225,7 +240,7 @@ def object_lock_problems(props: Mapping[str, Any]) -> list[str]:
     return problems + ([problem] if problem else [])
 
 
-def _inline_object_lock_problems(bucket: Mapping[str, Any]) -> list[str] | None:
+def _inline_object_lock_problems(bucket: Mapping[str, Any], client: bool = True) -> list[str] | None:
     config = get(bucket, "objectLockConfiguration")
     if not isinstance(config, Mapping):
         return None
@@ -250,7 +265,7 @@ def _secure_transport_false(condition: Any) -> bool:
     return False
 
 
-def bucket_policy_problems(props: Mapping[str, Any]) -> list[str]:
+def bucket_policy_problems(props: Mapping[str, Any], client: bool = True) -> list[str]:
     raw = get(props, "policy")
     try:
         document = iam.parse_document(raw)
@@ -271,8 +286,8 @@ def bucket_policy_problems(props: Mapping[str, Any]) -> list[str]:
         anyone = principal == "*" or (isinstance(principal, dict) and any(
             "*" in iam.strings(v) for v in principal.values()))
         if iam.is_allow(st) and anyone and not st.get("Condition"):
-            problems.append(f"statement {i} of the bucket policy allows any principal ('*'); grant only the "
-                            "client's own IAM identity")
+            problems.append(f"statement {i} of the bucket policy allows any principal ('*') without a "
+                            "condition; grant only the IAM identities that need the bucket")
     return problems
 
 
@@ -285,19 +300,21 @@ class Piece:
     key: str
     what: str  # "SSE-KMS encryption"
     types: Sequence[str]
-    judge: Callable[[Mapping[str, Any]], list[str]]
-    inline: Callable[[Mapping[str, Any]], list[str] | None] | None
+    judge: Callable[[Mapping[str, Any], bool], list[str]]  # (props, inside a client stack)
+    inline: Callable[[Mapping[str, Any], bool], list[str] | None] | None
     fix: str  # which resource to add
+    baseline: bool = False  # required of any program's bucket, not only of a client's backup bucket
 
 
 PIECES = (
     Piece("versioning", "versioning", VERSIONING, versioning_problems, None,
           "an aws.s3.BucketVersioning with versioning_configuration.status \"Enabled\""),
-    Piece("encryption", "SSE-KMS encryption", ENCRYPTION, encryption_problems, _inline_encryption_problems,
-          "an aws.s3.BucketServerSideEncryptionConfiguration with sse_algorithm \"aws:kms\" and the "
-          "client's kms_master_key_id"),
+    Piece("encryption", "server-side encryption (SSE-KMS or SSE-S3)", ENCRYPTION,
+          encryption_problems, _inline_encryption_problems,
+          "an aws.s3.BucketServerSideEncryptionConfiguration with sse_algorithm \"aws:kms\" and "
+          "kms_master_key_id (a client's backup bucket: the client's own key)", baseline=True),
     Piece("publicAccessBlock", "public access block", PUBLIC_ACCESS_BLOCK, public_access_problems, None,
-          "an aws.s3.BucketPublicAccessBlock with all four flags true"),
+          "an aws.s3.BucketPublicAccessBlock with all four flags true", baseline=True),
     Piece("ownership", "ownership controls (ACLs disabled)", OWNERSHIP, ownership_problems, None,
           "an aws.s3.BucketOwnershipControls with object_ownership \"BucketOwnerEnforced\""),
     Piece("lifecycle", "lifecycle configuration", LIFECYCLE, lifecycle_problems, _inline_lifecycle_problems,
@@ -307,7 +324,7 @@ PIECES = (
           _inline_object_lock_problems,
           "an aws.s3.BucketObjectLockConfiguration with rule.default_retention (mode, days)"),
     Piece("policy", "TLS-only bucket policy", BUCKET_POLICY, bucket_policy_problems, None,
-          "an aws.s3.BucketPolicy denying s3:* when aws:SecureTransport is false"),
+          "an aws.s3.BucketPolicy denying s3:* when aws:SecureTransport is false", baseline=True),
 )
 
 
@@ -319,18 +336,22 @@ def _inline_versioning(bucket: Mapping[str, Any]) -> bool | None:
     return any(isinstance(b, Mapping) and is_true(get(b, "enabled")) for b in blocks)
 
 
-def _bucket_own_problems(props: Mapping[str, Any]) -> list[str]:
+def _bucket_own_problems(props: Mapping[str, Any], client: bool = True) -> list[str]:
     problems = []
     if is_true(get(props, "forceDestroy")):
-        problems.append("forceDestroy is true, so deleting the bucket deletes every backup in it; remove "
+        what = "every backup" if client else "every object"
+        problems.append(f"forceDestroy is true, so deleting the bucket deletes {what} in it; remove "
                         "forceDestroy (REL-01)")
     acl = get(props, "acl")
     if isinstance(acl, str) and acl.strip().lower() in PUBLIC_ACLS:
         problems.append(f"acl is '{acl}', which opens the bucket to others; remove acl (ACLs stay disabled "
                         "with BucketOwnerEnforced)")
+    problems.extend(_inline_encryption_problems(props, client) or [])
+    if not client:
+        return problems
     if _inline_versioning(props) is False:
         problems.append("the inline versioning block is not enabled; enable versioning")
-    for inline in (_inline_encryption_problems, _inline_lifecycle_problems, _inline_object_lock_problems):
+    for inline in (_inline_lifecycle_problems, _inline_object_lock_problems):
         problems.extend(inline(props) or [])
     lock = get(props, "objectLockConfiguration")
     lock_on = is_true(get(props, "objectLockEnabled")) or (
@@ -342,23 +363,27 @@ def _bucket_own_problems(props: Mapping[str, Any]) -> list[str]:
 
 
 def _validate_bucket_resource(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    client = in_client(args)
     if args.resource_type in BUCKET_TYPES:
-        for problem in _bucket_own_problems(args.props):
+        for problem in _bucket_own_problems(args.props, client):
             report_violation(f"bucket: {problem}.", None)
         return
     for piece in PIECES:
         if args.resource_type in piece.types:
-            for problem in piece.judge(args.props):
+            if not (client or piece.baseline):
+                args.not_applicable(f"a {piece.what} is judged only on a client's backup bucket")
+            for problem in piece.judge(args.props, client):
                 report_violation(f"{problem}.", None)
 
 
 s3_bucket_settings = resource_policy(
     name="aws-s3-bucket-settings-hardened",
     description="Checks that each S3 bucket and each bucket companion resource that is present is "
-                "hardened: no forceDestroy, object lock on at creation, versioning Enabled, SSE-KMS with a "
-                "key id (not AES256), all four public-access-block flags, BucketOwnerEnforced, an archive "
-                "lifecycle with expiry and multipart abort, a retention default, and a TLS-only, "
-                "non-public bucket policy.",
+                "hardened: in any program no forceDestroy, no public ACL, server-side encryption, all four "
+                "public-access-block flags and a TLS-only, non-public bucket policy; in a client stack (a "
+                "backup bucket) also object lock on at creation, versioning Enabled, SSE-KMS with a key id "
+                "(not AES256), BucketOwnerEnforced, an archive lifecycle with expiry and multipart abort and "
+                "a retention default.",
     controls=["BKP-04", "REL-01"],
     severity=Severity.HIGH,
     remediation="Fix the setting named in the message on the resource it is reported on; the backup "
@@ -366,6 +391,7 @@ s3_bucket_settings = resource_policy(
                 "resources) are compliant.",
     validate=_validate_bucket_resource,
     applies_to=BUCKET_TYPES + tuple(t for piece in PIECES for t in piece.types),
+    scope="mixed",
 )
 
 
@@ -410,17 +436,21 @@ def _inline_present(piece: Piece, bucket: Mapping[str, Any]) -> bool:
     inline = piece.inline
     if inline is None:
         return False
-    return _safe(lambda: inline(bucket)) is not None
+    return _safe(lambda: inline(bucket, True)) is not None
 
 
 def _validate_bucket_hardening(args: StackValidationArgs, report_violation: ReportViolation) -> None:
     buckets = [r for r in args.resources if r.resource_type in BUCKET_TYPES]
     companion_types = {t for p in PIECES for t in p.types}
     companions = [r for r in args.resources if r.resource_type in companion_types]
+    cfg = args.get_config()
     for bucket in buckets:
         names = _bucket_names(bucket)
         mine = [c for c in companions if _refers_to(c, bucket, names)]
+        client = in_client_stack(bucket.urn, cfg)
         for piece in PIECES:
+            if not (client or piece.baseline):
+                continue
             found = [c for c in mine if c.resource_type in piece.types]
             if found or _inline_present(piece, bucket.props):
                 continue
@@ -431,10 +461,10 @@ def _validate_bucket_hardening(args: StackValidationArgs, report_violation: Repo
 
 s3_bucket_hardening_complete = stack_policy(
     name="aws-s3-bucket-hardening-complete",
-    description="Checks that every S3 bucket in the stack has each of its hardening companions: "
-                "versioning, SSE-KMS encryption, public access block, ownership controls, lifecycle, "
-                "object lock default retention and a TLS-only bucket policy (v7 separate resources or the "
-                "older inline settings).",
+    description="Checks that every S3 bucket in the stack has each of its hardening companions (v7 "
+                "separate resources or the older inline settings): in any program server-side encryption, a "
+                "public access block and a TLS-only bucket policy; in a client stack also versioning, "
+                "ownership controls, lifecycle and object lock default retention.",
     controls=["BKP-04"],
     severity=Severity.HIGH,
     remediation="For each aws.s3.Bucket create BucketVersioning, BucketServerSideEncryptionConfiguration "
@@ -442,4 +472,51 @@ s3_bucket_hardening_complete = stack_policy(
                 "BucketLifecycleConfiguration, BucketObjectLockConfiguration and a BucketPolicy, each with "
                 "bucket=<the bucket>.id.",
     validate=_validate_bucket_hardening,
+    scope="mixed",
+)
+
+
+# --- advisory: whose key encrypts the bucket ---------------------------------------------------------
+
+KMS_KEY_TYPES = ("aws:kms/key:Key", "aws:kms/replicaKey:ReplicaKey", "aws:kms/externalKey:ExternalKey")
+
+
+def _sse_key_ids(props: Mapping[str, Any]) -> list[Any]:
+    keys = []
+    for rule in as_list(get(props, "rules")):
+        default = _first(get(rule, "applyServerSideEncryptionByDefault")) if isinstance(rule, Mapping) else None
+        if isinstance(default, Mapping):
+            keys.append(get(default, "kmsMasterKeyId"))
+    return [k for k in keys if k is not None]
+
+
+def _validate_bucket_key_owner(args: StackValidationArgs, report_violation: ReportViolation) -> None:
+    own_keys = {r.urn for r in args.resources if r.resource_type in KMS_KEY_TYPES}
+    for config in (r for r in args.resources if r.resource_type in ENCRYPTION):
+        deps = [d.urn for d in (config.property_dependencies or {}).get("rules", [])]
+        try:
+            keys = _sse_key_ids(config.props)
+        except UnknownValueError:
+            keys = []  # an output: the dependency below says whose
+        if any(d in own_keys for d in deps):
+            continue
+        for key in keys:
+            aws_managed = isinstance(key, str) and key.strip().endswith("alias/aws/s3")
+            what = ("the AWS managed key aws/s3, which every principal in the account with S3 access can use"
+                    if aws_managed else f"'{key}', a key this stack does not create")
+            report_violation(f"'{config.name}' encrypts with {what}; check that the key belongs to the bucket's "
+                             "owner and its key policy admits only the bucket's users (or create an aws.kms.Key "
+                             "in this stack).", config.urn)
+
+
+s3_bucket_key_owner = stack_policy(
+    name="aws-s3-bucket-key-owned",
+    description="Checks that a bucket's SSE-KMS key is one the stack creates (advisory), not the AWS managed "
+                "aws/s3 key or a key from elsewhere whose owner the pack cannot see.",
+    controls=["BKP-04"],
+    severity=Severity.LOW,
+    remediation="Create the bucket's aws.kms.Key in the same stack and pass its arn as kms_master_key_id.",
+    validate=_validate_bucket_key_owner,
+    applies_to=ENCRYPTION,
+    enforcement_level=EnforcementLevel.ADVISORY,
 )

@@ -267,8 +267,45 @@ def packages_of(cfg: dict[str, Any]) -> list[str]:
     return names
 
 
-def _cloud_init_findings(cfg: dict[str, Any]) -> list[str]:
+_SSHD_YES = re.compile(r"\b(PasswordAuthentication|KbdInteractiveAuthentication|ChallengeResponseAuthentication|"
+                       r"PermitEmptyPasswords|PermitRootLogin|UsePAM)\b\W{0,3}\s*(yes)\b", re.IGNORECASE)
+_SSHD_EDIT = re.compile(r"sshd_config|/etc/ssh/sshd|\bsshd\s+-o\b")
+
+
+def command_text(entry: Any) -> str:
+    """A runcmd/bootcmd entry as one shell line (a list entry is argv)."""
+    if isinstance(entry, (list, tuple)):
+        return " ".join(str(a) for a in entry)
+    return str(entry) if entry is not None else ""
+
+
+def commands(cfg: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(module, command) of every bootcmd and runcmd entry."""
+    out = []
+    for module in ("bootcmd", "runcmd"):
+        entries = cfg.get(module) or []
+        for entry in entries if isinstance(entries, list) else [entries]:
+            out.append((module, command_text(entry)))
+    return out
+
+
+def command_sshd_findings(cfg: Mapping[str, Any]) -> list[str]:
+    """sshd settings changed by a command rather than a file: one that turns a password or root option on is
+    a finding; one that edits sshd's configuration some other way cannot be judged, so it is a finding too."""
     findings = []
+    for module, command in commands(cfg):
+        on = _SSHD_YES.search(command)
+        if on:
+            findings.append(f"a {module} command turns {on.group(1)} on; remove it and keep the sshd drop-in "
+                            "key-only")
+        elif _SSHD_EDIT.search(command) and not command.lstrip().startswith(("systemctl", "sshd -t")):
+            findings.append(f"a {module} command edits sshd's configuration, whose effect the policy cannot "
+                            "judge; write the settings with write_files instead")
+    return findings
+
+
+def _cloud_init_findings(cfg: dict[str, Any]) -> list[str]:
+    findings = command_sshd_findings(cfg)
     if _pwauth(cfg.get("ssh_pwauth")) == "yes":
         findings.append("ssh_pwauth is true, which turns SSH password authentication on; "
                         "set ssh_pwauth: false")

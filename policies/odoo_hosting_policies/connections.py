@@ -11,13 +11,12 @@ endpoint, so the client can be told (preflight gathers them per stack in an
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from pulumi_policy import EnforcementLevel, ReportViolation, ResourceValidationArgs, Severity
 
-from ._meta import as_list, get, resource_policy
+from ._meta import cannot_check, container_labels, get, resource_policy
 
 CONTAINER = "docker:index/container:Container"
 CONNECTIONS_LABEL = "odoo-hosting/outside-connections"
@@ -57,18 +56,35 @@ def insecure_connections(label_value: str) -> list[tuple[str, str]]:
     return found
 
 
-def _labels(props: Mapping[str, Any]) -> dict[str, Any]:
-    out = {}
-    for item in as_list(get(props, "labels")):
-        if isinstance(item, Mapping):
-            out[str(get(item, "label", ""))] = get(item, "value")
-    return out
+ROLE_LABEL = "odoo-hosting/role"
+ODOO_ROLE = "odoo"
+
+
+def odoo_container(args: ResourceValidationArgs, what: str) -> dict[str, Any]:
+    """The labels of the Odoo container (role ``odoo``, or no role and an Odoo image); another container
+    is not applicable; one without a role label nor an Odoo image is "cannot check"."""
+    labels = container_labels(args.props)
+    role = str(labels.get(ROLE_LABEL) or "").strip().lower()
+    if role and role != ODOO_ROLE:
+        args.not_applicable("judges only the Odoo container (label odoo-hosting/role=odoo)")
+    if not role and "odoo" not in str(get(args.props, "image", "")).lower():
+        cannot_check(f"{what}: the container has no '{ROLE_LABEL}' label and no Odoo image, so the policy "
+                     "cannot tell whether it is the Odoo container; label it")
+    return labels
+
+
+def odoo_label(args: ResourceValidationArgs, label: str, what: str) -> str:
+    """The value of ``label`` on the Odoo container (:func:`odoo_container`); a missing or non-text label
+    is "cannot check"."""
+    value = odoo_container(args, what).get(label)
+    if not isinstance(value, str):
+        cannot_check(f"{what}: the Odoo container has no '{label}' label (JSON), so the policy cannot see "
+                     "its configuration; the app component sets it")
+    return value
 
 
 def _validate(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
-    value = _labels(args.props).get(CONNECTIONS_LABEL)
-    if not isinstance(value, str):
-        return
+    value = odoo_label(args, CONNECTIONS_LABEL, "the transport of Odoo's outside connections (TLS-03)")
     for name, url in insecure_connections(value):
         report_violation(
             f"outside connection '{name}' ({url}) is not encrypted: credentials and data cross the network "
@@ -87,6 +103,7 @@ odoo_outside_connections_tls = resource_policy(
     validate=_validate,
     applies_to=(CONTAINER,),
     enforcement_level=EnforcementLevel.ADVISORY,
+    scope="client",
 )
 
 
@@ -112,9 +129,7 @@ def sso_problems(label_value: str) -> list[str]:
 
 
 def _validate_sso(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
-    value = _labels(args.props).get(SSO_LABEL)
-    if not isinstance(value, str):
-        return
+    value = odoo_label(args, SSO_LABEL, "the transport of Odoo's LDAP login (ACC-05)")
     for problem in sso_problems(value):
         report_violation(f"sso: {problem}.", None)
 
@@ -127,4 +142,5 @@ odoo_sso_ldap_tls = resource_policy(
     remediation="Set odoo-hosting:sso.ldap.url to an ldaps:// URL, or keep ldap:// with starttls: true.",
     validate=_validate_sso,
     applies_to=(CONTAINER,),
+    scope="client",
 )

@@ -14,10 +14,21 @@ from typing import Any
 
 from pulumi_policy import ReportViolation, ResourceValidationArgs, Severity
 
-from ._meta import as_list, config_string, get, is_true, resource_policy
+from ._meta import (
+    ADMIN_PORTS,
+    as_list,
+    as_number,
+    config_string,
+    container_labels,
+    get,
+    in_client,
+    is_true,
+    resource_policy,
+)
 
 CONTAINER = "docker:index/container:Container"
 REMOTE_IMAGE = "docker:index/remoteImage:RemoteImage"
+SERVICE = "docker:index/service:Service"
 
 DEFAULT_ROLE_LABEL = "odoo-hosting/role"
 PROXY_ROLE = "proxy"
@@ -37,20 +48,8 @@ _CONFIG = {
 }
 
 
-def _labels(props: Mapping[str, Any]) -> dict[str, Any]:
-    """Container labels: pulumi-docker takes a list of {label, value}; a mapping is accepted too."""
-    raw = get(props, "labels")
-    if isinstance(raw, Mapping):
-        return {str(k): raw[k] for k in raw}
-    out = {}
-    for item in as_list(raw):
-        if isinstance(item, Mapping):
-            out[str(get(item, "label", ""))] = get(item, "value")
-    return out
-
-
 def _role(props: Mapping[str, Any], key: str) -> str | None:
-    value = _labels(props).get(key)
+    value = container_labels(props).get(key)
     return value.strip().lower() if isinstance(value, str) and value.strip() else None
 
 
@@ -80,7 +79,7 @@ def _no_new_privileges(opts: list[Any]) -> bool:
     return False
 
 
-def container_problems(props: Mapping[str, Any], role_key: str) -> list[str]:
+def container_problems(props: Mapping[str, Any], role_key: str, client: bool = True) -> list[str]:
     problems = []
     if is_true(get(props, "privileged")):
         problems.append("privileged is true, which gives the container every capability and the host's "
@@ -99,8 +98,7 @@ def container_problems(props: Mapping[str, Any], role_key: str) -> list[str]:
                         "privileges; add it to securityOpts")
     caps = get(props, "capabilities")
     adds = as_list(get(caps, "adds")) if isinstance(caps, Mapping) else []
-    bad = sorted({str(c).strip().upper().removeprefix("CAP_") for c in adds}
-                 & DANGEROUS_CAPABILITIES)
+    bad = _dangerous(adds)
     if bad:
         problems.append(f"capabilities.adds grants {', '.join(bad)}; remove them")
     role = _role(props, role_key)
@@ -111,31 +109,85 @@ def container_problems(props: Mapping[str, Any], role_key: str) -> list[str]:
     if publishes and is_db:
         problems.append("the database container publishes ports; remove ports (the app reaches it over the "
                         "container network)")
+    elif publishes and not client:
+        problems.extend(published_admin_ports(ports))
     elif publishes and role != PROXY_ROLE:
         problems.append(f"the container publishes ports but is not the TLS proxy (label {role_key}=proxy); "
                         "remove ports and route through the proxy")
     return problems
 
 
+def published_admin_ports(ports: list[Any]) -> list[str]:
+    """Outside a client stack: a published admin or database port on a non-loopback address."""
+    problems = []
+    for port in ports:
+        if not isinstance(port, Mapping):
+            continue
+        inner = as_number(get(port, "internal"))
+        outer = as_number(get(port, "external")) or inner
+        ip = str(get(port, "ip", "0.0.0.0")).strip()
+        if ip.startswith("127.") or ip in ("::1", "localhost"):
+            continue
+        hit = {int(p) for p in (inner, outer) if p is not None} & ADMIN_PORTS
+        if hit:
+            problems.append(f"it publishes admin/database port {', '.join(map(str, sorted(hit)))} on {ip}, "
+                            "reachable from every network the host is on; bind it to 127.0.0.1 (ip) or drop "
+                            "the port")
+    return problems
+
+
+def _dangerous(capabilities: list[Any]) -> list[str]:
+    return sorted({str(c).strip().upper().removeprefix("CAP_") for c in capabilities} & DANGEROUS_CAPABILITIES)
+
+
+def service_problems(props: Mapping[str, Any]) -> list[str]:
+    """A swarm service: the same isolation through its task spec (mounts, capabilities, published ports:
+    swarm publishes on every node's interfaces)."""
+    task = get(props, "taskSpec")
+    spec = get(task, "containerSpec") if isinstance(task, Mapping) else None
+    problems = []
+    if isinstance(spec, Mapping):
+        for mount in as_list(get(spec, "mounts")):
+            source = get(mount, "source") if isinstance(mount, Mapping) else None
+            if str(get(mount, "type", "bind")).strip().lower() == "bind" and _is_socket_path(source):
+                problems.append(f"its task mounts the host path '{source}', which holds or contains the Docker "
+                                "socket (root on every node); remove that mount")
+        bad = _dangerous(as_list(get(spec, "capabilityAdds")))
+        if bad:
+            problems.append(f"containerSpec.capabilityAdds grants {', '.join(bad)}; remove them")
+    endpoint = get(props, "endpointSpec")
+    ports = [{"internal": get(p, "targetPort"), "external": get(p, "publishedPort")}
+             for p in as_list(get(endpoint, "ports") if isinstance(endpoint, Mapping) else None)
+             if isinstance(p, Mapping)]
+    return problems + published_admin_ports(ports)
+
+
 def _validate_container(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    if args.resource_type == SERVICE:
+        for problem in service_problems(args.props):
+            report_violation(f"service: {problem}.", None)
+        return
     key = config_string(args, "roleLabelKey", DEFAULT_ROLE_LABEL)
-    for problem in container_problems(args.props, key):
+    for problem in container_problems(args.props, key, in_client(args)):
         report_violation(f"container: {problem}.", None)
 
 
 docker_container_isolated = resource_policy(
     name="docker-container-isolated",
-    description="Checks that Docker containers are not privileged, share no host network/PID/IPC/user "
+    description="Checks that Docker containers (and swarm services: mounts, capabilities, published ports) are "
+                "not privileged, share no host network/PID/IPC/user "
                 "namespace, mount no Docker socket (or its directory), set no-new-privileges, add no "
-                "dangerous capability, and that only the TLS proxy publishes ports and the database none.",
+                "dangerous capability, and publish no database port; in any program no admin or database "
+                "port on a non-loopback address, in a client stack only the TLS proxy publishes ports.",
     controls=["ISO-02"],
     severity=Severity.CRITICAL,
     remediation="Run containers unprivileged on a user-defined network with security_opts="
                 "['no-new-privileges:true'], no Docker socket mount and no added capabilities; publish "
                 "ports only on the proxy (labelled odoo-hosting/role=proxy).",
     validate=_validate_container,
-    applies_to=(CONTAINER,),
+    applies_to=(CONTAINER, SERVICE),
     config=_CONFIG,
+    scope="mixed",
 )
 
 

@@ -220,7 +220,7 @@ def _validate_server_firewall(args: ResourceValidationArgs, report_violation: Re
     if not isinstance(ids, Sequence) or isinstance(ids, str) or len(ids) == 0:
         report_violation(
             "the server has no firewallIds, so its first boot runs without a cloud firewall (a later "
-            "FirewallAttachment comes too late); attach the client's firewall through firewallIds.", None)
+            "FirewallAttachment comes too late); attach a firewall through firewallIds.", None)
 
 
 hcloud_server_firewall_attached = resource_policy(
@@ -284,4 +284,5 @@ hcloud_vpn_only_server_firewalls = stack_policy(
                 "rule for public sources.",
     validate=_validate_vpn_only_servers,
     config=_CONFIG,
+    scope="client",
 )

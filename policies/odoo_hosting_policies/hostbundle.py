@@ -167,5 +167,6 @@ hcloud_server_host_bundle = stack_policy(
                 "content=<bundle>) in the same stack; keep secrets out of it (Vault, fetched at run time).",
     validate=_validate_host_bundle,
     applies_to=(SERVER, *sorted(BUNDLE_OBJECT_TYPES)),
+    scope="client",
 )
 

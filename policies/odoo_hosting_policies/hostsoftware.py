@@ -274,6 +274,7 @@ hcloud_server_fail2ban = stack_policy(
     validate=FAIL2BAN.validate,
     applies_to=(SERVER,),
     config=_F2B_CONFIG,
+    scope="client",
 )
 
 
@@ -441,4 +442,5 @@ hcloud_server_unattended_upgrades = stack_policy(
                 'Unattended-Upgrade::Automatic-Reboot "true"; and Automatic-Reboot-Time "HH:MM".',
     validate=UNATTENDED.validate,
     applies_to=(SERVER,),
+    scope="client",
 )

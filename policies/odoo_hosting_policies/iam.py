@@ -100,7 +100,7 @@ def _wide_resource(resource: str) -> bool:
 
 
 def permission_problems(document: Mapping[str, Any]) -> list[str]:
-    """What makes an identity policy wider than one client's bucket."""
+    """What makes an identity policy wider than the resources it names."""
     problems: list[str] = []
     for i, st in enumerate(statements(document)):
         if not is_allow(st):
@@ -115,11 +115,11 @@ def permission_problems(document: Mapping[str, Any]) -> list[str]:
                             "actions (e.g. s3:GetObject, s3:PutObject, s3:ListBucket)")
         if "NotResource" in st:
             problems.append(f"{where} uses NotResource, which covers every resource not listed; name the "
-                            "client's bucket in Resource instead")
+                            "resources the identity needs in Resource instead")
         wide_res = [r for r in strings(st.get("Resource")) if _wide_resource(r)]
         if wide_res:
-            problems.append(f"{where} allows the wildcard resource(s) {', '.join(wide_res)}; name the client's "
-                            "own bucket ARN (arn:aws:s3:::<bucket> and arn:aws:s3:::<bucket>/*)")
+            problems.append(f"{where} allows the wildcard resource(s) {', '.join(wide_res)}; name the ARNs "
+                            "the identity needs (e.g. arn:aws:s3:::<bucket> and arn:aws:s3:::<bucket>/*)")
     return problems
 
 
@@ -189,3 +189,47 @@ def document_or_none(raw: Any) -> Mapping[str, Any] | None:
         return parse_document(raw)
     except BadDocument:
         return None
+
+
+# --- the same effect through an attachment: AWS managed admin policies --------------------
+
+ATTACHMENT_TYPES = ("aws:iam/rolePolicyAttachment:RolePolicyAttachment",
+                    "aws:iam/userPolicyAttachment:UserPolicyAttachment",
+                    "aws:iam/groupPolicyAttachment:GroupPolicyAttachment",
+                    "aws:iam/policyAttachment:PolicyAttachment")
+_MANAGED_ADMIN = re.compile(r"^arn:aws[a-z-]*:iam::aws:policy/(?:.*/)?(AdministratorAccess|PowerUserAccess|"
+                            r"[A-Za-z0-9]*FullAccess[A-Za-z0-9_-]*)$")
+
+
+def admin_managed_policy(arn: Any) -> str | None:
+    """The name of the AWS managed policy ``arn`` when it grants a whole service (or all of AWS)."""
+    if not isinstance(arn, str):
+        return None
+    match = _MANAGED_ADMIN.match(arn.strip())
+    return match.group(1) if match else None
+
+
+def _validate_attachment(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    if args.resource_type == ROLE:
+        arns = [(f"managedPolicyArns[{i}]", a) for i, a in enumerate(as_list(get(args.props, "managedPolicyArns")))]
+    else:
+        arns = [("policyArn", get(args.props, "policyArn"))]
+    for where, arn in arns:
+        name = admin_managed_policy(arn)
+        if name:
+            report_violation(f"{where} attaches the AWS managed policy {name}, which allows every action of a "
+                             "whole service (or of AWS) on every resource; attach a policy of your own that "
+                             "lists the actions and resource ARNs the identity needs.", None)
+
+
+iam_no_admin_managed_policy = resource_policy(
+    name="aws-iam-no-admin-managed-policy",
+    description="Checks that no role, user or group gets an AWS managed admin policy (AdministratorAccess, "
+                "PowerUserAccess, *FullAccess) through a policy attachment or a role's managedPolicyArns.",
+    controls=["BKP-05"],
+    severity=Severity.CRITICAL,
+    remediation="Replace the managed policy with an aws.iam.Policy listing specific actions on named resources "
+                "and attach that instead.",
+    validate=_validate_attachment,
+    applies_to=ATTACHMENT_TYPES + (ROLE,),
+)

@@ -59,6 +59,7 @@ hcloud_client_label = resource_policy(
     validate=_validate_client_label,
     applies_to=LABELLED_TYPES,
     config=_CONFIG,
+    scope="client",
 )
 
 # Every pulumi-aws resource type that takes `tags`, generated from pulumi-aws
@@ -111,6 +112,7 @@ aws_client_tag = resource_policy(
     validate=_validate_aws_client_tag,
     applies_to=AWS_TAGGED_TYPES,
     config=_CONFIG,
+    scope="client",
 )
 
 
@@ -168,4 +170,5 @@ pulumi_stack_single_client = stack_policy(
                 "client id.",
     validate=_validate_single_client,
     config=_CONFIG,
+    scope="client",
 )

@@ -7,7 +7,7 @@ from typing import Any
 
 from pulumi_policy import ReportViolation, ResourceValidationArgs, Severity
 
-from ._meta import config_optional_string_list, config_string_list, get, resource_policy
+from ._meta import cannot_check, config_optional_string_list, config_string_list, get, resource_policy
 
 DEFAULT_LOCATIONS = ("fsn1", "nbg1", "hel1")
 DEFAULT_NETWORK_ZONES = ("eu-central",)
@@ -154,7 +154,8 @@ def _validate_aws_resource(args: ResourceValidationArgs, report_violation: Repor
         return
     provider = args.provider
     if provider is None or provider.resource_type != "pulumi:providers:aws":
-        return
+        cannot_check("the region of this AWS resource: it sets no region and the engine sent no AWS provider "
+                     "with it")
     provider_region = get(provider.props, "region")
     if provider_region is not None:
         problem = _region_problem(provider_region, prefixes)

@@ -21,7 +21,8 @@ from typing import Any
 
 from pulumi_policy import ReportViolation, ResourceValidationArgs, Severity
 
-from ._meta import as_list, get, resource_policy
+from ._meta import as_list, cannot_check, get, resource_policy
+from .connections import odoo_container
 from .proxy import env_value
 
 CONTAINER = "docker:index/container:Container"
@@ -86,9 +87,11 @@ def _mount_targets(props: Mapping[str, Any]) -> list[str]:
 
 
 def _validate(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    odoo_container(args, "odoo.conf (ACC-03)")
     conf = env_value(args.props, ODOO_CONF_ENV)
     if conf is None:
-        return
+        cannot_check(f"odoo.conf (ACC-03): the Odoo container has no {ODOO_CONF_ENV} environment variable, so "
+                     "the policy cannot see its configuration; the app component passes it")
     mounted = any(t.endswith(SECRETS_FILE_SUFFIXES) for t in _mount_targets(args.props))
     for problem in odoo_conf_problems(conf, mounted):
         report_violation(f"odoo.conf: {problem}.", None)
@@ -104,4 +107,5 @@ odoo_conf_hardened = resource_policy(
                 "only as a $pbkdf2-sha512$ hash delivered through the secrets file.",
     validate=_validate,
     applies_to=(CONTAINER,),
+    scope="client",
 )

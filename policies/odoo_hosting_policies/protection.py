@@ -32,7 +32,7 @@ def protected_policy(*, name: str, what: str, types: Sequence[str], extra: str =
         if not (args.opts is not None and args.opts.protect):
             report_violation(
                 f"the Pulumi protect option is not set on this {what}, so a pulumi destroy or a replacement "
-                f"deletes client data; set ResourceOptions(protect=True){extra}.", None)
+                f"deletes the data it holds; set ResourceOptions(protect=True){extra}.", None)
 
     return resource_policy(
         name=name,
@@ -51,7 +51,7 @@ s3_bucket_protected = protected_policy(
     name="aws-s3-bucket-protected", what="S3 bucket", types=S3_BUCKETS, extra=" and leave forceDestroy off")
 kms_key_protected = protected_policy(
     name="aws-kms-key-protected", what="KMS key", types=(KMS_KEY,),
-    extra=" (a deleted key makes every backup encrypted with it unreadable)")
+    extra=" (a deleted key makes everything encrypted with it unreadable)")
 vault_mount_protected = protected_policy(
     name="vault-mount-protected", what="Vault secrets mount", types=(VAULT_MOUNT,))
 

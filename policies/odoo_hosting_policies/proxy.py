@@ -24,7 +24,7 @@ from typing import Any
 
 from pulumi_policy import ReportViolation, ResourceValidationArgs, Severity
 
-from ._meta import as_list, config_int, get, resource_policy
+from ._meta import as_list, cannot_check, config_int, get, resource_policy
 
 CONTAINER = "docker:index/container:Container"
 ROLE_LABEL = "odoo-hosting/role"
@@ -217,14 +217,16 @@ def _validate(args: ResourceValidationArgs, report_violation: ReportViolation) -
     min_hsts = config_int(args, "minimumHstsMaxAge", DEFAULT_MIN_HSTS, minimum=DEFAULT_MIN_HSTS)
     role = str(_labels(args.props).get(ROLE_LABEL) or "").strip().lower()
     image = str(get(args.props, "image", ""))
-    caddyfile = env_value(args.props, CADDYFILE_ENV)
-    if caddyfile is None:
-        if role == "proxy":
-            report_violation(f"proxy: its configuration is not visible to the policy pack; pass the Caddyfile in "
-                             f"the environment variable {CADDYFILE_ENV} so HTTPS-only can be checked.", None)
-        return
     if role != "proxy" and "caddy" not in image.lower():
+        args.not_applicable("judges only the TLS proxy (label odoo-hosting/role=proxy or a Caddy image)")
+    caddyfile = env_value(args.props, CADDYFILE_ENV)
+    if caddyfile is None and role == "proxy":
+        report_violation(f"proxy: its configuration is not visible to the policy pack; pass the Caddyfile in "
+                         f"the environment variable {CADDYFILE_ENV} so HTTPS-only can be checked.", None)
         return
+    if caddyfile is None:
+        cannot_check(f"HTTPS-only (TLS-01): the Caddy container has no {CADDYFILE_ENV} environment variable, "
+                     "so the policy cannot see its Caddyfile")
     for problem in caddyfile_problems(caddyfile, min_hsts):
         report_violation(f"proxy: {problem}.", None)
 
@@ -243,4 +245,5 @@ caddy_proxy_https_only = resource_policy(
     applies_to=(CONTAINER,),
     config={"minimumHstsMaxAge": {"type": "integer", "minimum": DEFAULT_MIN_HSTS, "default": DEFAULT_MIN_HSTS,
                                   "description": "Smallest HSTS max-age accepted, in seconds."}},
+    scope="client",
 )

@@ -6,6 +6,9 @@ one without ``ecdsaCurve`` is P224, both below the floor.
 
 from __future__ import annotations
 
+import re
+from typing import Any
+
 from pulumi_policy import ReportViolation, ResourceValidationArgs, Severity
 
 from ._meta import as_number, config_int, get, resource_policy, shown
@@ -100,4 +103,57 @@ tls_cert_validity = resource_policy(
     validate=_validate_cert,
     applies_to=CERT_TYPES,
     config=_CERT_CONFIG,
+)
+
+
+# --- the same floor for certificates Vault issues ---------------------------------------------------
+
+PKI_ROLE = "vault:pkiSecret/secretBackendRole:SecretBackendRole"
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
+_UNIT_HOURS = {"": 1 / 3600, "s": 1 / 3600, "m": 1 / 60, "h": 1, "d": 24}
+
+
+def duration_hours(value: Any) -> float | None:
+    """A Vault duration (seconds as a number, or "720h", "90d", "3600") in hours; None when unreadable."""
+    number = as_number(value)
+    if number is not None:
+        return number / 3600
+    match = _DURATION.match(str(value)) if isinstance(value, str) else None
+    return float(match.group(1)) * _UNIT_HOURS[match.group(2)] if match else None
+
+
+def _validate_pki_role(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    min_bits = config_int(args, "minimumRsaBits", DEFAULT_MIN_RSA_BITS, minimum=2048)
+    max_hours = config_int(args, "maximumValidityHours", DEFAULT_MAX_VALIDITY_HOURS, minimum=1)
+    key_type = str(get(args.props, "keyType", "rsa")).strip().lower()
+    bits = as_number(get(args.props, "keyBits"))
+    if key_type == "any":
+        report_violation("keyType is 'any', so the role signs CSRs with keys of any size; set keyType rsa "
+                         f"(keyBits >= {min_bits}) or ec (keyBits >= 256).", None)
+    elif key_type == "rsa" and (bits or PROVIDER_DEFAULT_RSA_BITS) < min_bits:
+        report_violation(f"keyBits is {shown(bits) if bits else 'not set (Vault default 2048)'} for rsa keys; set "
+                         f"keyBits to at least {min_bits}, or keyType ec.", None)
+    elif key_type == "ec" and bits is not None and bits < 256:
+        report_violation(f"keyBits is {shown(bits)} for ec keys; set keyBits to 256, 384 or 521.", None)
+    raw = get(args.props, "maxTtl")
+    if raw is not None:
+        hours = duration_hours(raw)
+        if hours is None:
+            report_violation(f"maxTtl '{raw}' cannot be read as a duration; set it to at most {max_hours}h.", None)
+        elif hours > max_hours:
+            report_violation(f"maxTtl is {shown(raw)}, above {max_hours} hours ({max_hours // 24} days); set maxTtl "
+                             f"to at most {max_hours}h.", None)
+
+
+vault_pki_role_floor = resource_policy(
+    name="vault-pki-role-key-and-validity",
+    description="Checks that Vault PKI roles issue keys at the TLS-04 floor (RSA >= 3072 bits, EC >= 256, not "
+                "'any') and certificates valid for at most 90 days (maxTtl).",
+    controls=["TLS-04"],
+    severity=Severity.HIGH,
+    remediation="Set key_type/key_bits (rsa 3072+ or ec 256+) and max_ttl <= 2160h on "
+                "vault.pkisecret.SecretBackendRole.",
+    validate=_validate_pki_role,
+    applies_to=(PKI_ROLE,),
+    config={**_KEY_CONFIG, **_CERT_CONFIG},
 )

@@ -22,7 +22,7 @@ from typing import Any
 from pulumi_policy import ReportViolation, ResourceValidationArgs, Severity, StackValidationArgs
 from pulumi_policy.proxy import UnknownValueError
 
-from ._meta import as_list, as_number, config_int, get, resource_policy, shown, stack_policy
+from ._meta import as_list, as_number, config_int, get, in_client, resource_policy, shown, stack_policy
 
 POLICY = "vault:index/policy:Policy"
 AUDIT = "vault:index/audit:Audit"
@@ -196,7 +196,11 @@ def _validate_vault_policy(args: ResourceValidationArgs, report_violation: Repor
         report_violation(f"Vault policy: {e}, so it cannot be checked; write it as HCL path blocks "
                          "(path \"...\" {{ capabilities = [...] }}) or JSON.", None)
         return
+    client = in_client(args)
     for problem in rule_problems(rules, name, min_depth):
+        if not client:  # any program: the paths of other teams or tenants, not "clients"
+            problem = problem.replace("other clients' paths", "paths beyond the policy's own").replace(
+                "<mount>/data/<client>/*", "<mount>/data/<name>/*")
         report_violation(f"Vault policy: {problem}.", None)
 
 
@@ -211,6 +215,7 @@ vault_policy_client_scoped = resource_policy(
     validate=_validate_vault_policy,
     applies_to=(POLICY,),
     config=_POLICY_CONFIG,
+    scope="mixed",
 )
 
 
@@ -293,4 +298,88 @@ vault_emergency_seal_and_audit = stack_policy(
                 "path \"sys/seal\" { capabilities = [\"update\", \"sudo\"] }, granted only to the emergency "
                 "operator.",
     validate=_validate_vault_emergency,
+)
+
+
+# --- the same effects through other Vault resources ----------------------------------------------
+# Any auth method's role (kubernetes, jwt/oidc, aws, userpass...), a token role or a token can hand out
+# the root policy; an AppRole secret-id can be left unbound or chosen in the program; a generic endpoint
+# can write a policy or a role straight to Vault's API.
+
+TOKEN = "vault:index/token:Token"
+SECRET_ID = "vault:appRole/authBackendRoleSecretId:AuthBackendRoleSecretId"
+GENERIC_ENDPOINT = "vault:index/genericEndpoint:GenericEndpoint"
+_POLICY_LISTS = ("tokenPolicies", "policies", "allowedPolicies", "token_policies", "allowed_policies")
+_POLICY_PATH = re.compile(r"^/?sys/(policy|policies/acl)/([^/]+)$")
+_ROLE_PATH = re.compile(r"^/?auth/.+/role/[^/]+$|^/?auth/token/roles/[^/]+$")
+
+
+def is_role_type(resource_type: str) -> bool:
+    """Every auth method's role but AppRole's (``vault-approle-role-bound`` judges that one), tokens,
+    AppRole secret-ids and generic endpoints."""
+    if resource_type == APPROLE_ROLE:
+        return False
+    return (resource_type.startswith("vault:") and resource_type.endswith("/authBackendRole:AuthBackendRole")) \
+        or resource_type in (TOKEN, SECRET_ID, GENERIC_ENDPOINT, "vault:tokenauth/authBackendRole:AuthBackendRole")
+
+
+def _root_granted(props: Any) -> list[str]:
+    return [key for key in _POLICY_LISTS
+            if any(str(p).strip().lower() == "root" for p in as_list(get(props, key)))]
+
+
+def _generic_endpoint_problems(props: Any, min_depth: int) -> list[str]:
+    path = str(get(props, "path", ""))
+    raw = get(props, "dataJson")
+    try:
+        data = json.loads(raw) if isinstance(raw, str) else raw
+    except ValueError:
+        data = None
+    policy = _POLICY_PATH.match(path)
+    if policy:
+        text = data.get("policy") if isinstance(data, dict) else None
+        if not isinstance(text, str):
+            return [f"it writes the Vault policy at {path} but its dataJson has no readable policy, so it cannot "
+                    "be checked; use vault.Policy"]
+        try:
+            rules = parse_policy(text)
+        except UnreadablePolicy as e:
+            return [f"the policy it writes at {path} cannot be read ({e}); use vault.Policy"]
+        return [f"the policy it writes at {path}: {p}" for p in rule_problems(rules, policy.group(2), min_depth)]
+    if _ROLE_PATH.match(path) and isinstance(data, dict) and _root_granted(data):
+        return [f"the role it writes at {path} grants the root policy; grant only the policies the role needs"]
+    return []
+
+
+def _validate_role(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    if args.resource_type == GENERIC_ENDPOINT:
+        min_depth = config_int(args, "minimumGlobDepth", DEFAULT_MIN_GLOB_DEPTH, minimum=1)
+        for problem in _generic_endpoint_problems(args.props, min_depth):
+            report_violation(f"generic endpoint: {problem}.", None)
+        return
+    if args.resource_type == SECRET_ID:
+        if not [c for c in as_list(get(args.props, "cidrLists")) if isinstance(c, str) and c.strip()]:
+            report_violation("the secret-id has no cidrLists, so it works from anywhere; bind it to the address "
+                             "of the host that uses it.", None)
+        if get(args.props, "secretId") is not None:
+            report_violation("secretId is chosen in the program, so the secret is in its code and inputs; leave "
+                             "secret_id unset and let Vault generate it.", None)
+        return
+    for key in _root_granted(args.props):
+        report_violation(f"{key} includes 'root', which hands every token the whole of Vault; grant only the "
+                         "policies the role needs.", None)
+
+
+vault_role_least_privilege = resource_policy(
+    name="vault-auth-role-least-privilege",
+    description="Checks that no Vault auth role (any method), token role or token grants the root policy, that "
+                "AppRole secret-ids are bound to CIDRs and generated by Vault, and that generic endpoints "
+                "writing policies or roles obey the same rules as vault.Policy.",
+    controls=["SEC-02"],
+    severity=Severity.CRITICAL,
+    remediation="Grant roles only their own policies; set cidr_lists on AuthBackendRoleSecretId and leave "
+                "secret_id unset; write policies with vault.Policy rather than a GenericEndpoint.",
+    validate=_validate_role,
+    applies_to=is_role_type,
+    config=_POLICY_CONFIG,
 )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pulumi_policy import ReportViolation, ResourceValidationArgs, Severity
 
-from ._meta import get, is_true, resource_policy
+from ._meta import get, in_client, is_true, resource_policy
 
 VOLUME = "hcloud:index/volume:Volume"
 VOLUME_ATTACHMENT = "hcloud:index/volumeAttachment:VolumeAttachment"
@@ -38,24 +38,34 @@ hcloud_volume_no_provider_format = resource_policy(
 
 
 def _validate_volume_protection(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
-    if not is_true(get(args.props, "deleteProtection")):
+    hetzner = is_true(get(args.props, "deleteProtection"))
+    pulumi = args.opts is not None and bool(args.opts.protect)
+    client = in_client(args)
+    if (client or not pulumi) and not hetzner:
         report_violation(
-            "deleteProtection is not true, so the volume can be deleted through the Hetzner API or "
-            "console; set deleteProtection: true.", None)
-    if not (args.opts is not None and args.opts.protect):
+            "Hetzner deleteProtection (the provider's API-side lock) is not true, so the volume can be "
+            "deleted through the Hetzner API or console"
+            + ("" if client else ", and the Pulumi protect option is not set either")
+            + "; set delete_protection=True on the hcloud.Volume.", None)
+    if (client or not hetzner) and not pulumi:
         report_violation(
-            "the Pulumi protect option is not set, so a pulumi destroy or a replacement deletes the "
-            "client's data; set ResourceOptions(protect=True) on the volume.", None)
+            "the Pulumi protect option (ResourceOptions(protect=True), checked by Pulumi before any delete) "
+            "is not set, so a pulumi destroy or a replacement deletes the "
+            + ("client's data" if client else "data on the volume")
+            + "; Hetzner deleteProtection alone does not stop Pulumi from replacing it. Set "
+              "opts=ResourceOptions(protect=True) on the volume.", None)
 
 
 hcloud_volume_protected = resource_policy(
     name="hcloud-volume-delete-protected",
-    description="Checks that Hetzner volumes have both Hetzner delete protection and the Pulumi protect option.",
+    description="Checks that Hetzner volumes are kept from deletion: in any program by Hetzner delete "
+                "protection or the Pulumi protect option, in a client stack by both.",
     controls=["REL-01"],
     severity=Severity.HIGH,
     remediation="Set delete_protection=True on the hcloud.Volume and opts=ResourceOptions(protect=True).",
     validate=_validate_volume_protection,
     applies_to=(VOLUME,),
+    scope="mixed",
 )
 
 

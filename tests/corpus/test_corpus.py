@@ -1,9 +1,11 @@
-"""preflight over a corpus of small hand-written programs, one per generic
-case of controls.md ("Resource-level cases any conforming policy pack must
-catch"): each must come back with its control ID on its resource.
+"""preflight over a corpus of small hand-written programs, each with the exact control IDs it must
+produce: one program per generic case of controls.md ("Resource-level cases any conforming policy pack
+must catch"), and third-party-style programs (``thirdparty-*``) written without any odoo-hosting
+component, label or tag, whose ``clean`` stack must come back clean and whose every other stack adds one
+exposure and must come back with exactly that control on that resource.
 
-The programs use no odoo-hosting component: the pack must judge any
-program's resources."""
+The programs use no odoo-hosting component: the pack's baseline judges any program's resources, and
+its client-stack rules (client labels, backup bucket tiers, the host agent...) stay out of it."""
 
 from __future__ import annotations
 
@@ -17,40 +19,61 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 CORPUS = Path(__file__).resolve().parent
 
-# program directory -> {(control ID, resource name)} that must be reported
-EXPECTED = {
-    "firewall-ssh-world": {("ACC-02", "ssh-world")},
-    "server-outside-eu": {("RES-01", "us-server")},
-    "server-without-keys": {("ACC-01", "keyless")},
-    "server-password-ssh": {("ACC-01", "pw-server")},
-    "volume-automount": {("DSK-01", "auto")},
-    "volume-unprotected": {("REL-01", "unprotected")},
-    "bucket-outside-eu": {("RES-01", "us-bucket"), ("BKP-02", "us-bucket")},
-    "bucket-unhardened": {("BKP-04", "bare")},
-    "iam-wildcard": {("BKP-05", "everything")},
-    "container-privileged": {("ISO-02", "privileged"), ("ISO-02", "host-network"), ("ISO-02", "socket")},
-    "tls-weak-key": {("TLS-04", "weak")},
-    "tls-long-cert": {("TLS-04", "year-long")},
-    "vault-wildcard-sudo": {("SEC-02", "too-wide")},
+# (program directory, stack) -> exactly the {(control ID, resource name)} its mandatory violations carry
+EXPECTED: dict[tuple[str, str], set[tuple[str, str]]] = {
+    ("firewall-ssh-world", "dev"): {("ACC-02", "ssh-world"), ("TLS-02", "ssh-world")},
+    ("server-outside-eu", "dev"): {("RES-01", "us-server"), ("ACC-01", "us-server"), ("ACC-02", "us-server")},
+    ("server-without-keys", "dev"): {("ACC-01", "keyless"), ("ACC-02", "keyless")},
+    ("server-password-ssh", "dev"): {("ACC-01", "pw-server"), ("ACC-02", "pw-server")},
+    ("volume-automount", "dev"): {("DSK-01", "auto")},
+    ("volume-unprotected", "dev"): {("REL-01", "unprotected")},
+    ("bucket-outside-eu", "dev"): {("RES-01", "us-bucket"), ("BKP-02", "us-bucket"), ("RES-01", "default_7_51_1"),
+                                   ("BKP-02", "default_7_51_1"), ("BKP-04", "us-bucket"), ("REL-01", "us-bucket")},
+    ("bucket-unhardened", "dev"): {("BKP-04", "bare")},
+    ("iam-wildcard", "dev"): {("BKP-05", "everything")},
+    ("container-privileged", "dev"): {("ISO-02", "privileged"), ("ISO-02", "host-network"), ("ISO-02", "socket")},
+    ("tls-weak-key", "dev"): {("TLS-04", "weak")},
+    ("tls-long-cert", "dev"): {("TLS-04", "year-long")},
+    ("vault-wildcard-sudo", "dev"): {("SEC-02", "too-wide"), ("SEC-03", "too-wide")},
+    # a hardened third-party program, then the same program with one exposure added
+    ("thirdparty-webshop", "clean"): set(),
+    ("thirdparty-webshop", "sg-ssh-world"): {("ACC-02", "web")},
+    ("thirdparty-webshop", "sg-rule-postgres"): {("ACC-02", "db-world")},
+    ("thirdparty-webshop", "ingress-rule-all"): {("ACC-02", "all-world")},
+    ("thirdparty-webshop", "lb-ssh"): {("ACC-02", "lb-ssh")},
+    ("thirdparty-webshop", "rds-public"): {("ACC-02", "orders")},
+    ("thirdparty-webshop", "ebs-plain"): {("DSK-01", "scratch")},
+    ("thirdparty-webshop", "admin-attach"): {("BKP-05", "deployer-admin")},
+    ("thirdparty-webshop", "chpasswd"): {("SEC-01", "web")},
+    ("thirdparty-webshop", "runcmd-sshd"): {("ACC-01", "web")},
+    ("thirdparty-webshop", "bucket-no-tls"): {("BKP-04", "assets")},
+    ("thirdparty-webshop", "volume-unprotected"): {("REL-01", "uploads")},
+    ("thirdparty-webshop", "container-redis"): {("ISO-02", "cache")},
 }
 
 
 @pytest.fixture(scope="module")
-def verdict() -> dict[str, dict]:
+def verdict() -> dict[tuple[str, str], dict]:
     programs = sorted(p.parent.name for p in CORPUS.glob("*/Pulumi.yaml"))
-    assert sorted(EXPECTED) == programs, "every corpus program needs its expectation (and vice versa)"
+    assert sorted({program for program, _stack in EXPECTED}) == programs, \
+        "every corpus program needs its expectation (and vice versa)"
     args = [a for name in programs for a in ("--program", str(CORPUS / name))]
     proc = subprocess.run([sys.executable, "-m", "preflight", "--quiet", "--json", "-", *args],
                           cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 1, proc.stderr  # mandatory violations, no error
-    return {Path(s["program"]).name: s for s in json.loads(proc.stdout)["stacks"]}
+    stacks = {(Path(s["program"]).name, s["stack"]): s for s in json.loads(proc.stdout)["stacks"]}
+    assert sorted(stacks) == sorted(EXPECTED), "every corpus stack needs its expectation (and vice versa)"
+    return stacks
 
 
-@pytest.mark.parametrize("program", sorted(EXPECTED))
-def test_generic_case_is_reported_with_its_control_id(verdict, program):
-    stack = verdict[program]
-    assert stack["error"] is None
+@pytest.mark.parametrize("program,stack", sorted(EXPECTED))
+def test_corpus_stack_reports_exactly_its_control_ids(verdict, program, stack):
+    result = verdict[(program, stack)]
+    assert result["error"] is None
     found = {(control, v["urn"].rsplit("::", 1)[-1])
-             for v in stack["violations"] if v["enforcement"] == "mandatory" for control in v["controls"]}
-    missing = EXPECTED[program] - found
-    assert not missing, f"{program}: not reported {sorted(missing)}; reported {sorted(found)}"
+             for v in result["violations"] if v["enforcement"] == "mandatory" for control in v["controls"]}
+    assert found == EXPECTED[(program, stack)], f"{program}/{stack}: reported {sorted(found)}"
+
+
+def test_the_clean_third_party_program_has_no_advisory_either(verdict):
+    assert verdict[("thirdparty-webshop", "clean")]["violations"] == []

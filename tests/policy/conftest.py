@@ -36,6 +36,15 @@ from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, unknown_checking_proxy  # 
 
 UNKNOWN = UNKNOWN_STRING_VALUE
 
+CLIENT_STACK = "odoo-hosting:client:ClientStack"
+
+
+def urn_of(resource_type: str, name: str, *, client_stack: bool = True) -> str:
+    """The URN the engine gives a resource: by default a child of an odoo-hosting ClientStack (as in this
+    program's stacks, so the client-stack rules judge it); ``client_stack=False`` for any other program."""
+    chain = f"{CLIENT_STACK}${resource_type}" if client_stack else resource_type
+    return f"urn:pulumi:dev::odoo-hosting::{chain}::{name}"
+
 SERVER = "hcloud:index/server:Server"
 FIREWALL = "hcloud:index/firewall:Firewall"
 FIREWALL_ATTACHMENT = "hcloud:index/firewallAttachment:FirewallAttachment"
@@ -147,26 +156,28 @@ def provider(region: str | None, name: str = "eu-provider") -> PolicyProviderRes
 
 def run_policy(policy: Any, resource_type: str, props: Mapping[str, Any], *, name: str = "res",
                protect: bool = False, provider_resource: PolicyProviderResource | None = None,
-               config: Mapping[str, Any] | None = None, stack: list[PolicyResource] | None = None) -> list[str]:
+               config: Mapping[str, Any] | None = None, stack: list[PolicyResource] | None = None,
+               client_stack: bool = True) -> list[str]:
     """The violation messages ``policy`` reports for one resource ([] when the policy answers
     "not applicable" for its type; :func:`not_applicable_reason` tells that apart). A stack policy
     judges a stack of that resource and the ``stack`` resources."""
     try:
         if isinstance(policy, StackValidationPolicy):
-            return run_stack_policy(policy, [stack_resource(resource_type, props, name), *(stack or [])], config)
+            return run_stack_policy(policy, [stack_resource(resource_type, props, name, client_stack=client_stack),
+                                             *(stack or [])], config)
         return _validate_resource(policy, resource_type, props, name=name, protect=protect,
-                                  provider_resource=provider_resource, config=config)
+                                  provider_resource=provider_resource, config=config, client_stack=client_stack)
     except _NotApplicableError:
         return []
 
 
 def _validate_resource(policy: Any, resource_type: str, props: Mapping[str, Any], *, name: str = "res",
                        protect: bool = False, provider_resource: PolicyProviderResource | None = None,
-                       config: Mapping[str, Any] | None = None) -> list[str]:
+                       config: Mapping[str, Any] | None = None, client_stack: bool = True) -> list[str]:
     violations: list[str] = []
     args = ResourceValidationArgs(
         resource_type, unknown_checking_proxy(copy.deepcopy(dict(props))),
-        f"urn:pulumi:dev::odoo-hosting::{resource_type}::{name}", name,
+        urn_of(resource_type, name, client_stack=client_stack), name,
         opts(protect), provider_resource, config)
     policy.validate(args, lambda message, urn=None: violations.append(message))
     return violations
@@ -186,10 +197,11 @@ def not_applicable_reason(policy: Any, resource_type: str, props: Mapping[str, A
 
 def stack_resource(resource_type: str, props: Mapping[str, Any], name: str, *,
                    dependencies: list[PolicyResource] | None = None,
-                   property_dependencies: dict[str, list[PolicyResource]] | None = None) -> PolicyResource:
+                   property_dependencies: dict[str, list[PolicyResource]] | None = None,
+                   client_stack: bool = True) -> PolicyResource:
     return PolicyResource(
         resource_type, unknown_checking_proxy(copy.deepcopy(dict(props))),
-        f"urn:pulumi:dev::odoo-hosting::{resource_type}::{name}", name, opts(), None, None,
+        urn_of(resource_type, name, client_stack=client_stack), name, opts(), None, None,
         list(dependencies or []), dict(property_dependencies or {}))
 
 

@@ -34,6 +34,7 @@ from .conftest import (
     stack_not_applicable_reason,
     stack_resource,
     stack_violations,
+    urn_of,
 )
 
 HOST_FILES = {
@@ -268,7 +269,7 @@ def _analyze_stack(*, secret: bool):
         properties = struct_pb2.Struct()
         properties.update(props)
         requests.append(analyzer_pb2.AnalyzerResource(type=resource_type, properties=properties, name="r",
-                                                      urn=f"urn:pulumi:dev::odoo-hosting::{resource_type}::r"))
+                                                      urn=urn_of(resource_type, "r")))
     servicer = FastAnalyzerServicer("odoo-hosting", "0.0.1", ALL_POLICIES, EnforcementLevel.MANDATORY)
     response = servicer.AnalyzeStack(analyzer_pb2.AnalyzeStackRequest(resources=requests), None)
     return [d for d in response.diagnostics if d.policyName == hcloud_server_host_bundle.name]

@@ -74,7 +74,7 @@ def test_pack_starts_like_the_engine_and_lists_every_policy():
     assert [p.name for p in info.policies] == [p.name for p in ALL_POLICIES]
     by_name = {p.name: p for p in info.policies}
     assert by_name["hcloud-server-sshd-key-only"].framework.reference == "ACC-01"
-    advisory = {"docker-odoo-outside-connections-tls"}  # TLS-03 reports, never blocks
+    advisory = {"docker-odoo-outside-connections-tls", "aws-s3-bucket-key-owned"}  # TLS-03 and whose key: report, never block
     assert all(p.enforcementLevel == 1 for p in info.policies if p.name not in advisory)  # MANDATORY
     assert all(p.enforcementLevel == 0 for p in info.policies if p.name in advisory)  # ADVISORY
     assert "vpnPort" in by_name["hcloud-firewall-no-public-ingress-except-allowed"].configSchema.properties

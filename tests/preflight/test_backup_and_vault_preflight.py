@@ -26,8 +26,13 @@ def test_organisation_stack_is_clean_and_keeps_sec_03():
     assert code == 0
 
 
-def test_broken_backup_and_vault_resources_are_flagged_with_their_control_ids():
-    code, report, stderr = _preflight("--program", str(BROKEN))
+def test_broken_backup_and_vault_resources_are_flagged_with_their_control_ids(tmp_path):
+    # The program builds a client's backup without the ClientStack component: the pack's clientStacks
+    # setting names its stack, so the backup-bucket rules (object lock, SSE-KMS...) judge it.
+    config = tmp_path / "policy-config.json"
+    config.write_text(json.dumps({name: {"clientStacks": ["dev"]} for name in (
+        "aws-s3-bucket-settings-hardened", "aws-s3-bucket-hardening-complete", "hcloud-server-backup-agent")}))
+    code, report, stderr = _preflight("--program", str(BROKEN), "--policy-config", str(config))
     assert code == 1, stderr
     (stack,) = report["stacks"]
     found: dict[tuple[str, str], list[str]] = {}

@@ -10,6 +10,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 BROKEN = Path(__file__).resolve().parent / "fixtures" / "broken_host"
+# The fixture builds a client's stack without the ClientStack component: its policy config names the
+# stack for the client-label rules (ISO-01), which judge only client stacks.
+BROKEN_CONFIG = BROKEN / "policy-config.json"
 
 
 def _preflight(*args: str) -> tuple[int, dict, str]:
@@ -43,7 +46,7 @@ def test_insecure_outside_connection_is_advisory_and_listed_for_the_client():
 
 
 def test_broken_program_is_flagged_with_each_control_id():
-    code, report, stderr = _preflight("--program", str(BROKEN))
+    code, report, stderr = _preflight("--program", str(BROKEN), "--policy-config", str(BROKEN_CONFIG))
     assert code == 1, stderr
     (stack,) = report["stacks"]
     by_control: dict[str, list[dict]] = {}

@@ -13,6 +13,9 @@ from preflight.report import StackResult
 
 ROOT = Path(__file__).resolve().parents[2]
 BROKEN = Path(__file__).resolve().parent / "fixtures" / "broken_host"
+# The fixture builds a client's stack without the ClientStack component: its policy config names the
+# stack for the client-label rules (ISO-01), which judge only client stacks.
+BROKEN_CONFIG = BROKEN / "policy-config.json"
 URN = "urn:pulumi:dev::p::hcloud:index/server:Server::web"
 
 
@@ -42,7 +45,7 @@ def test_report_for_the_examples_keeps_every_control_and_names_the_insecure_conn
 
 
 def test_report_for_a_broken_program_marks_violations_and_what_does_not_apply(tmp_path):
-    report = _run("--program", str(BROKEN), tmp_path=tmp_path)
+    report = _run("--program", str(BROKEN), "--policy-config", str(BROKEN_CONFIG), tmp_path=tmp_path)
     assert report.startswith("# Policy compliance: FAIL")
     for control in ("ACC-01", "ACC-02", "DSK-01", "REL-01", "RES-01", "ISO-01"):
         assert _status(report, "dev", control) == "❌ violated", control
