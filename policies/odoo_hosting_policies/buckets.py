@@ -30,7 +30,7 @@ from pulumi_policy import EnforcementLevel, ReportViolation, ResourceValidationA
 from pulumi_policy.proxy import UnknownValueError
 
 from . import iam
-from ._meta import as_list, as_number, get, in_client, is_true, resource_policy, stack_policy
+from ._meta import as_list, as_number, cannot_check, get, in_client, is_true, resource_policy, stack_policy
 from ._scope import in_client_stack
 
 BUCKET_TYPES = ("aws:s3/bucket:Bucket", "aws:s3/bucketV2:BucketV2")
@@ -346,7 +346,10 @@ def _bucket_own_problems(props: Mapping[str, Any], client: bool = True) -> list[
     if isinstance(acl, str) and acl.strip().lower() in PUBLIC_ACLS:
         problems.append(f"acl is '{acl}', which opens the bucket to others; remove acl (ACLs stay disabled "
                         "with BucketOwnerEnforced)")
-    problems.extend(_inline_encryption_problems(props, client) or [])
+    # Which encryption a client's bucket needs depends on what the bucket receives (a backup
+    # bucket: the client's KMS key; an access-log target: SSE-S3), which only the stack shows:
+    # here the baseline, the rest in the stack policy.
+    problems.extend(_inline_encryption_problems(props, False) or [])
     if not client:
         return problems
     if _inline_versioning(props) is False:
@@ -372,7 +375,8 @@ def _validate_bucket_resource(args: ResourceValidationArgs, report_violation: Re
         if args.resource_type in piece.types:
             if not (client or piece.baseline):
                 args.not_applicable(f"a {piece.what} is judged only on a client's backup bucket")
-            for problem in piece.judge(args.props, client):
+            strict = client and piece.key != "encryption"  # see _client_encryption_problems
+            for problem in piece.judge(args.props, strict):
                 report_violation(f"{problem}.", None)
 
 
@@ -381,9 +385,8 @@ s3_bucket_settings = resource_policy(
     description="Checks that each S3 bucket and each bucket companion resource that is present is "
                 "hardened: in any program no forceDestroy, no public ACL, server-side encryption, all four "
                 "public-access-block flags and a TLS-only, non-public bucket policy; in a client stack (a "
-                "backup bucket) also object lock on at creation, versioning Enabled, SSE-KMS with a key id "
-                "(not AES256), BucketOwnerEnforced, an archive lifecycle with expiry and multipart abort and "
-                "a retention default.",
+                "backup bucket) also object lock on at creation, versioning Enabled, BucketOwnerEnforced, an "
+                "archive lifecycle with expiry and multipart abort and a retention default.",
     controls=["BKP-04", "REL-01"],
     severity=Severity.HIGH,
     remediation="Fix the setting named in the message on the resource it is reported on; the backup "
@@ -439,6 +442,90 @@ def _inline_present(piece: Piece, bucket: Mapping[str, Any]) -> bool:
     return _safe(lambda: inline(bucket, True)) is not None
 
 
+LOGGING = ("aws:s3/bucketLogging:BucketLogging", "aws:s3/bucketLoggingV2:BucketLoggingV2")
+LOG_TARGET_SSE = "aes256"
+"""AWS delivers S3 server access logs only into a bucket whose default encryption is SSE-S3
+(AES256), and never into one with an object lock default retention."""
+
+
+def _log_targets(resources: Sequence[Any], bucket: Any, names: set[str]) -> bool:
+    """Whether some resource of the stack sends S3 server access logs into ``bucket``: a
+    BucketLogging whose targetBucket is it, or another bucket's inline logging block."""
+    def read(props: Any, key: str) -> Any:
+        return _safe(lambda: get(props, key))
+
+    for r in resources:
+        if r.resource_type in LOGGING:
+            deps = (r.property_dependencies or {}).get("targetBucket", [])
+            value = read(r.props, "targetBucket")
+            if any(d.urn == bucket.urn for d in deps) or (isinstance(value, str) and value in names):
+                return True
+        elif r.resource_type in BUCKET_TYPES and r.urn != bucket.urn:
+            blocks = as_list(read(r.props, "logging")) + as_list(read(r.props, "loggings"))
+            targets = [read(b, "targetBucket") for b in blocks if isinstance(b, Mapping)]
+            if any(isinstance(t, str) and t in names for t in targets):
+                return True
+    return False
+
+
+def _sse_algorithms(props: Mapping[str, Any]) -> list[Any]:
+    """The default algorithms of an encryption companion's rules or a bucket's inline settings."""
+    found = []
+    for rule in as_list(get(props, "rules")):
+        default = _first(get(rule, "applyServerSideEncryptionByDefault")) if isinstance(rule, Mapping) else None
+        found.append(get(default, "sseAlgorithm") if isinstance(default, Mapping) else None)
+    v7 = get(props, "serverSideEncryptionConfiguration")
+    rule = get(v7, "rule") if isinstance(v7, Mapping) else None
+    if isinstance(rule, Mapping):
+        default = get(rule, "applyServerSideEncryptionByDefault")
+        found.append(get(default, "sseAlgorithm") if isinstance(default, Mapping) else None)
+    return found
+
+
+def _strict_encryption(companion: Any) -> list[str]:
+    """The client's own key. At preview the key id is the ARN of a KMS key the stack is still
+    creating, so unknown: it is judged by where it comes from (a KMS key of this stack)."""
+    try:
+        return encryption_problems(companion.props, True)
+    except UnknownValueError:
+        deps = (companion.property_dependencies or {}).get("rules", [])
+        if not any(d.resource_type in KMS_KEY_TYPES for d in deps):
+            cannot_check(f"the kmsMasterKeyId of '{companion.name}' (unknown at preview and from no KMS key "
+                         "of this stack)")
+        weak = [a for a in _sse_algorithms(companion.props)
+                if not (isinstance(a, str) and a.strip().lower() in KMS_ALGORITHMS)]
+        return [f"sseAlgorithm is '{a}', not aws:kms; set sseAlgorithm \"aws:kms\" and kmsMasterKeyId to the "
+                "client's KMS key" for a in weak]
+
+
+def _client_encryption_problems(bucket: Any, mine: Sequence[Any], log_target: bool) -> list[tuple[str, str]]:
+    """A client's bucket: the client's own KMS key, or SSE-S3 for the bucket that receives the
+    backup bucket's access logs (the one encryption AWS delivers them into)."""
+    sources = [(c.urn, c.props) for c in mine if c.resource_type in ENCRYPTION]
+    if _inline_encryption_problems(bucket.props, False) is not None:
+        sources.append((bucket.urn, bucket.props))
+    problems = []
+    for urn, props in sources:
+        if not log_target:
+            strict = (_strict_encryption([c for c in mine if c.urn == urn][0]) if urn != bucket.urn
+                      else _inline_encryption_problems(props, True) or [])
+            problems += [(urn, p) for p in strict]
+            continue
+        for algorithm in _sse_algorithms(props):
+            if not (isinstance(algorithm, str) and algorithm.strip().lower() == LOG_TARGET_SSE):
+                problems.append((urn, f"sseAlgorithm is '{algorithm}' on bucket '{bucket.name}', which receives "
+                                      "S3 server access logs: AWS delivers them only into SSE-S3 buckets; set "
+                                      "sseAlgorithm \"AES256\""))
+    return problems
+
+
+def _retention_set(mine: Sequence[Any], bucket: Any) -> bool:
+    for c in mine:
+        if c.resource_type in OBJECT_LOCK and not object_lock_problems(c.props):
+            return True
+    return _inline_object_lock_problems(bucket.props) == []
+
+
 def _validate_bucket_hardening(args: StackValidationArgs, report_violation: ReportViolation) -> None:
     buckets = [r for r in args.resources if r.resource_type in BUCKET_TYPES]
     companion_types = {t for p in PIECES for t in p.types}
@@ -448,8 +535,18 @@ def _validate_bucket_hardening(args: StackValidationArgs, report_violation: Repo
         names = _bucket_names(bucket)
         mine = [c for c in companions if _refers_to(c, bucket, names)]
         client = in_client_stack(bucket.urn, cfg)
+        log_target = client and _log_targets(args.resources, bucket, names)
+        if client:
+            for urn, problem in _client_encryption_problems(bucket, mine, log_target):
+                report_violation(f"{problem}.", urn)
+        if log_target and _retention_set(mine, bucket):
+            report_violation(f"bucket '{bucket.name}' receives S3 server access logs and has an object lock "
+                             "default retention, into which AWS delivers no logs; keep object lock on but drop "
+                             "the default retention (the lifecycle expires the logs).", bucket.urn)
         for piece in PIECES:
             if not (client or piece.baseline):
+                continue
+            if log_target and piece.key == "objectLock":
                 continue
             found = [c for c in mine if c.resource_type in piece.types]
             if found or _inline_present(piece, bucket.props):
@@ -464,7 +561,9 @@ s3_bucket_hardening_complete = stack_policy(
     description="Checks that every S3 bucket in the stack has each of its hardening companions (v7 "
                 "separate resources or the older inline settings): in any program server-side encryption, a "
                 "public access block and a TLS-only bucket policy; in a client stack also versioning, "
-                "ownership controls, lifecycle and object lock default retention.",
+                "ownership controls, lifecycle, object lock default retention and SSE-KMS with the stack's own "
+                "key, except for the bucket that receives S3 server access logs, which AWS fills only under "
+                "SSE-S3 and no default retention.",
     controls=["BKP-04"],
     severity=Severity.HIGH,
     remediation="For each aws.s3.Bucket create BucketVersioning, BucketServerSideEncryptionConfiguration "

@@ -123,25 +123,95 @@ def test_versioning_v2_type_is_judged_too():
     assert run_policy(SETTINGS, VERSIONING_V2, props)
 
 
-def test_sse_with_aes256_is_a_violation():
+def test_sse_with_aes256_is_only_a_baseline_pass_for_the_resource_policy():
+    # Which encryption a client's bucket needs depends on what it receives: the stack policy judges it.
     props = good_sse()
     props["rules"][0]["applyServerSideEncryptionByDefault"] = {"sseAlgorithm": "AES256"}
-    [message] = run_policy(SETTINGS, SSE, props)
+    assert run_policy(SETTINGS, SSE, props) == []
+    props["rules"][0]["applyServerSideEncryptionByDefault"] = {"sseAlgorithm": "none"}
+    assert run_policy(SETTINGS, SSE, props)
+
+
+def _with_sse(default, resources=None):
+    resources = resources or full_stack()
+    for r in resources:
+        if r.resource_type == SSE:
+            r.props["rules"][0]["applyServerSideEncryptionByDefault"] = default
+    return resources
+
+
+def test_client_backup_bucket_with_aes256_is_a_violation():
+    [message] = run_stack_policy(COMPLETE, _with_sse({"sseAlgorithm": "AES256"}))
     assert "AES256" in message and "aws:kms" in message
 
 
 def test_sse_kms_without_key_id_is_a_violation():
-    props = good_sse()
-    del props["rules"][0]["applyServerSideEncryptionByDefault"]["kmsMasterKeyId"]
-    [message] = run_policy(SETTINGS, SSE, props)
+    [message] = run_stack_policy(COMPLETE, _with_sse({"sseAlgorithm": "aws:kms"}))
     assert "kmsMasterKeyId" in message
 
 
-def test_sse_with_unknown_key_id_raises_instead_of_passing():
+def _unknown_key_stack(deps):
+    resources = full_stack(skip=(SSE,))
     props = good_sse()
     props["rules"][0]["applyServerSideEncryptionByDefault"]["kmsMasterKeyId"] = UNKNOWN
+    resources.append(stack_resource(SSE, props, "acme-sse", property_dependencies={"rules": deps}))
+    return resources
+
+
+def test_sse_with_unknown_key_id_from_no_stack_key_cannot_be_checked():
+    with pytest.raises(UnknownValueError, match="kmsMasterKeyId"):
+        run_stack_policy(COMPLETE, _unknown_key_stack([]))
+
+
+def test_sse_with_unknown_key_id_of_the_stacks_own_kms_key_is_judged():
+    key = stack_resource("aws:kms/key:Key", {"enableKeyRotation": True}, "acme-key")
+    assert run_stack_policy(COMPLETE, _unknown_key_stack([key]) + [key]) == []
+    other = stack_resource("aws:s3/bucket:Bucket", good_bucket(), "elsewhere")
     with pytest.raises(UnknownValueError):
-        run_policy(SETTINGS, SSE, props)
+        run_stack_policy(COMPLETE, _unknown_key_stack([other]) + [key])
+
+
+LOGGING = "aws:s3/bucketLogging:BucketLogging"
+
+
+def log_target_stack(sse="AES256", retention=False, by="dependency"):
+    """The backup bucket's access logs go into a second bucket with every companion."""
+    resources = full_stack()
+    logs = stack_resource(BUCKET, {**good_bucket(), "bucket": "acme-logs"}, "acme-logs")
+    resources.append(logs)
+    for resource_type, make in COMPANIONS.items():
+        if resource_type == LOCK and not retention:
+            continue
+        props = {**make(), "bucket": "acme-logs"}
+        if resource_type == SSE:
+            props["rules"] = [{"applyServerSideEncryptionByDefault": {"sseAlgorithm": sse}}]
+        resources.append(stack_resource(resource_type, props, f"logs-{resource_type.split(':')[-1]}"))
+    target = {"bucket": BUCKET_NAME, "targetBucket": UNKNOWN if by == "dependency" else "acme-logs",
+              "targetPrefix": "access/"}
+    deps = {"targetBucket": [logs]} if by == "dependency" else {}
+    resources.append(stack_resource(LOGGING, target, "acme-logging", property_dependencies=deps))
+    return resources
+
+
+@pytest.mark.parametrize("by", ["dependency", "name"])
+def test_access_log_target_with_sse_s3_and_no_retention_passes(by):
+    assert run_stack_policy(COMPLETE, log_target_stack(by=by)) == []
+
+
+def test_access_log_target_with_kms_is_a_violation():
+    [message] = run_stack_policy(COMPLETE, log_target_stack(sse="aws:kms"))
+    assert "access logs" in message and "AES256" in message
+
+
+def test_access_log_target_with_a_default_retention_is_a_violation():
+    [message] = run_stack_policy(COMPLETE, log_target_stack(retention=True))
+    assert "default retention" in message and "'acme-logs'" in message
+
+
+def test_a_bucket_without_logging_into_it_still_needs_kms_and_retention():
+    resources = [r for r in log_target_stack() if r.resource_type != LOGGING]
+    messages = run_stack_policy(COMPLETE, resources)
+    assert any("aws:kms" in m for m in messages) and any("object lock" in m for m in messages)
 
 
 @pytest.mark.parametrize("flag", buckets.PUBLIC_ACCESS_FLAGS)
@@ -267,11 +337,11 @@ def test_bucket_policy_that_is_not_json_is_a_violation():
     assert run_policy(SETTINGS, POLICY, {"bucket": BUCKET_NAME, "policy": "{not json"})
 
 
-def test_inline_v6_style_aes256_encryption_on_bucket_is_a_violation():
+def test_inline_v6_style_aes256_encryption_on_a_client_bucket_is_a_violation():
     bucket = good_bucket()
     bucket["serverSideEncryptionConfiguration"] = {
         "rule": {"applyServerSideEncryptionByDefault": {"sseAlgorithm": "AES256"}}}
-    [message] = run_policy(SETTINGS, BUCKET, bucket)
+    [message] = run_stack_policy(COMPLETE, full_stack(skip=(SSE,), bucket_props=bucket))
     assert "AES256" in message
 
 
