@@ -55,6 +55,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--no-fast-path", action="store_true",
                    help="run the Pulumi SDK and the pack's library as published, without preflight's "
                         "replacements of their internals (slower; the verdict is the same)")
+    p.add_argument("--mock-computed", action="store_true",
+                   help="give computed outputs of new resources (ids, addresses, ARNs) mock values instead "
+                        "of leaving them unknown as `pulumi preview` does; the output says so")
     p.add_argument("--debug", action="store_true", help="show program output and tracebacks")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
     return p
@@ -140,7 +143,7 @@ def _main(args: argparse.Namespace) -> int:
         # about 6% to 3%, for a few MB more of not yet collected garbage.
         gc.set_threshold(10_000, 10, 10)
         # Workers first: they must be forked before the pack's gRPC starts.
-        runner = Runner(plan, args.jobs or os.cpu_count() or 1, fast)
+        runner = Runner(plan, args.jobs or os.cpu_count() or 1, fast, preview=not args.mock_computed)
         # The pack guards its own fast path (its library's version), so it is offered one
         # whatever the SDK's guard said.
         pack = PolicyPackProcess(args.policy_pack, fast=not args.no_fast_path)
@@ -256,7 +259,11 @@ def _main(args: argparse.Namespace) -> int:
     if args.report:
         write_report(results, pack.policies, args.report, pack_dir=args.policy_pack)
     # The readable summary goes to stdout unless stdout carries JSON.
-    write_text(results, sys.stderr if stdout_json else sys.stdout)
+    text_out = sys.stderr if stdout_json else sys.stdout
+    if args.mock_computed:
+        text_out.write("preflight: --mock-computed: computed outputs of new resources were given mock values, "
+                       "not left unknown as `pulumi preview` leaves them\n")
+    write_text(results, text_out)
     return exit_code(results)
 
 

@@ -79,13 +79,15 @@ def _run_main(path: str) -> None:
     runpy.run_path(path, run_name="__main__")
 
 
-def run_stack(cfg: StackConfig, fast: bool = True) -> StackRun:
+def run_stack(cfg: StackConfig, fast: bool = True, preview: bool = True) -> StackRun:
     """Run one stack of a program under mocks with fresh runtime state.
 
     ``fast``: with preflight's replacements of SDK internals, where they were
-    checked (``sdk_patches.fast_path_problem``); otherwise the SDK as published."""
+    checked (``sdk_patches.fast_path_problem``); otherwise the SDK as published.
+    ``preview``: as ``pulumi preview`` of a stack being created (computed outputs unknown,
+    ``is_dry_run()`` true); False gives every computed output its mock value (``--mock-computed``)."""
     start = time.perf_counter()
-    monitor = RecordingMonitor(cfg)
+    monitor = RecordingMonitor(cfg, preview)
     captured = io.StringIO()
     engine = CapturingEngine(captured)
     result = StackRun(config=cfg, resources=[], fast_path=fast and fast_path_problem() is None)
@@ -100,7 +102,9 @@ def run_stack(cfg: StackConfig, fast: bool = True) -> StackRun:
                 stack=cfg.stack,
                 monitor=monitor,
                 engine=engine,
-                dry_run=False,
+                # A preview of a stack being created: computed outputs of new
+                # resources are unknown, as `pulumi preview` hands them to the program.
+                dry_run=preview,
                 organization="organization",
                 root_directory=cfg.program_dir,
             )

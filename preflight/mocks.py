@@ -124,6 +124,20 @@ def computed_outputs(type_: str, name: str, urn: str, inputs: dict[str, Any], re
     return rid, out
 
 
+_KNOWN_AT_PREVIEW = {
+    # Outputs a provider fills in at plan time, so `pulumi preview` already knows them for a
+    # resource being created: the auto-name and the region of a bucket.
+    "aws:s3/bucket:Bucket": frozenset({"bucket", "region"}),
+    "aws:s3/bucketV2:BucketV2": frozenset({"bucket", "region"}),
+}
+
+
+def known_at_preview(type_: str, key: str) -> bool:
+    """Whether the computed output ``key`` of a resource of ``type_`` being created is known at preview."""
+    known = _KNOWN_AT_PREVIEW.get(type_)
+    return known is not None and key in known
+
+
 _INVOKE_RESULTS: dict[str, Callable[[str], dict[str, Any]]] = {
     "aws:index/getCallerIdentity:getCallerIdentity": lambda region: {
         "accountId": "123456789012",

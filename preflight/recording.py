@@ -22,7 +22,7 @@ from google.protobuf import json_format, struct_pb2  # type: ignore[import-untyp
 from pulumi.runtime.mocks import MockMonitor
 from pulumi.runtime.proto import resource_pb2
 
-from .mocks import InvokeMocks, computed_outputs, digest, placeholder
+from .mocks import InvokeMocks, computed_outputs, digest, known_at_preview, placeholder
 from .project import StackConfig
 from .wire import SECRET_SIG, SIG_KEY, downgrade_refs, mask_secrets, normalize_numbers, struct_to_dict
 
@@ -53,7 +53,10 @@ class ResourceRecord:
 class RecordingMonitor(MockMonitor):
     """A MockMonitor that records registrations the way the engine sees them."""
 
-    def __init__(self, cfg: StackConfig) -> None:
+    def __init__(self, cfg: StackConfig, preview: bool = True) -> None:
+        self.preview = preview
+        """A preview of a stack being created (computed outputs unknown); False: every computed
+        output and id gets its mock value at once (``--mock-computed``)."""
         region = cfg.config.get("aws:region", "eu-central-1")
         super().__init__(InvokeMocks(region))
         self.cfg = cfg
@@ -170,30 +173,38 @@ class RecordingMonitor(MockMonitor):
             else request.provider
         )
 
-        # What the program gets back: its inputs echoed (wire form, as the
-        # engine echoes them), plus computed values. Built on the Struct
-        # itself: a deserialize/serialize round trip through the SDK costs
-        # more than the rest of the registration.
+        # What the program gets back in a preview of a stack being created:
+        # its inputs echoed (wire form, as the engine echoes them) and, of the
+        # computed outputs, only those the provider fills in at plan time
+        # (auto-names); every other computed output, and the id, is unknown
+        # (left out: the SDK resolves a missing property of a preview as
+        # unknown). With --mock-computed, every computed output and the id get
+        # their mock value. Built on the Struct itself: a deserialize/serialize
+        # round trip through the SDK costs more than the rest of the registration.
         obj = struct_pb2.Struct()
         obj.CopyFrom(request.object)
         for key, value in outputs.items():
-            if key not in wire:
+            if key not in wire and (not self.preview or known_at_preview(request.type, key)):
                 obj[key] = wire[key] = value
-        if "id" not in wire:
+        if not self.preview and "id" not in wire:
             obj["id"] = wire["id"] = record.id
         for key in request.additionalSecretOutputs:
-            # The engine marks these secret; ones the mock cannot know get a placeholder.
+            # The engine marks these secret; at preview, one not known stays unknown,
+            # otherwise one the mock cannot know gets a placeholder.
             value = wire.get(key)
             if isinstance(value, dict) and value.get(SIG_KEY) == SECRET_SIG:
                 continue
             if value is None:
+                if self.preview:
+                    continue
                 length = raw.get("length")
                 value = placeholder(urn, key, int(length) if isinstance(length, (int, float)) else 0)
             obj[key] = wire[key] = {SIG_KEY: SECRET_SIG, "value": value}
         state = wire
         self._add(record)
         self.resources[urn] = MockMonitor.ResourceRegistration(urn, record.id, state)
-        return resource_pb2.RegisterResourceResponse(urn=urn, id=record.id, object=obj)
+        # The id of a resource not yet created is unknown at preview (the SDK reads "" as unknown).
+        return resource_pb2.RegisterResourceResponse(urn=urn, id="" if self.preview else record.id, object=obj)
 
 
 def _options_dict(request: Any) -> dict[str, Any]:

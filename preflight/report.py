@@ -83,7 +83,8 @@ def write_text(results: list[StackResult], out: TextIO) -> None:
             name, typ = _urn_parts(v.urn)
             where = f"{name} ({typ})" if name else "stack"
             controls = f" [{', '.join(v.controls)}]" if v.controls else ""
-            out.write(f"   {v.enforcement.upper():9} {v.policy}{controls}  {where}\n")
+            label = f"{v.enforcement.upper()}{' NOT JUDGED' if v.not_judged else ''}"
+            out.write(f"   {label:9} {v.policy}{controls}  {where}\n")
             for line in v.message.splitlines():
                 out.write(f"             {line}\n")
         insecure = insecure_connections(r)
@@ -95,10 +96,16 @@ def write_text(results: list[StackResult], out: TextIO) -> None:
     mandatory = mandatory_count(results)
     advisory = sum(1 for r in results for v in r.violations if v.enforcement == "advisory")
     errors = sum(1 for r in results if r.error)
-    verdict = "ERROR" if errors else ("FAIL" if mandatory else "PASS")
+    not_judged = sum(1 for r in results for v in r.violations if v.not_judged)
+    unjudged_mandatory = sum(1 for r in results for v in r.violations if v.not_judged and v.enforcement == "mandatory")
+    verdict = "ERROR" if errors else ("FAIL" if mandatory > unjudged_mandatory else
+                                      "INCOMPLETE" if mandatory else "PASS")
     out.write(
         f"preflight: {verdict}: {len(results)} stacks, {mandatory} mandatory, {advisory} advisory"
-        f" violations, {errors} stack errors\n"
+        f" violations, {errors} stack errors"
+        + (f"; {not_judged} policy checks could not run (a value they read is unknown at preview;"
+           f" {unjudged_mandatory} of them mandatory, never a PASS)" if not_judged else "")
+        + "\n"
     )
 
 
@@ -117,6 +124,7 @@ def verdict_json(results: list[StackResult]) -> dict[str, Any]:
                         "enforcement": v.enforcement,
                         "urn": v.urn,
                         "message": v.message,
+                        "not_judged": v.not_judged,
                     }
                     for v in r.violations
                 ],

@@ -36,27 +36,27 @@ Outcome = tuple[StackConfig | None, StackRun | None, str | None]
 """(config, run, None) for a stack that ran; (None, None, error) for one that could not."""
 
 
-def run_planned(program: str, stack: str, fast: bool = True) -> Outcome:
+def run_planned(program: str, stack: str, fast: bool = True, preview: bool = True) -> Outcome:
     """Load and run one stack: (config, run, None), or (None, None, error) when the stack files are bad."""
     try:
         cfg = load_stack(program, stack)
     except PreflightError as e:
         return None, None, f"stack {stack}: {e}"
-    run = run_stack(cfg, fast)
+    run = run_stack(cfg, fast, preview)
     _freeze_imports_once()
     return cfg, run, None
 
 
-def _isolated_child(conn: Connection, program: str, stack: str, fast: bool) -> None:
-    conn.send(run_planned(program, stack, fast))
+def _isolated_child(conn: Connection, program: str, stack: str, fast: bool, preview: bool) -> None:
+    conn.send(run_planned(program, stack, fast, preview))
     conn.close()
 
 
-def _run_isolated(program: str, stack: str, fast: bool) -> Outcome:
+def _run_isolated(program: str, stack: str, fast: bool, preview: bool) -> Outcome:
     """Run one stack in a freshly spawned process (not forked: this process may hold gRPC threads)."""
     ctx = multiprocessing.get_context("spawn")
     receiver, sender = ctx.Pipe(duplex=False)
-    process = ctx.Process(target=_isolated_child, args=(sender, program, stack, fast), daemon=True)
+    process = ctx.Process(target=_isolated_child, args=(sender, program, stack, fast, preview), daemon=True)
     process.start()
     sender.close()
     try:
@@ -81,21 +81,22 @@ class Runner:
     providers) it has imported, so only the first stacks pay for those.
     """
 
-    def __init__(self, plan: list[tuple[str, str]], jobs: int, fast: bool = True) -> None:
+    def __init__(self, plan: list[tuple[str, str]], jobs: int, fast: bool = True, preview: bool = True) -> None:
         self.plan = plan
         self.fast = fast
+        self.preview = preview
         self.pool: ProcessPoolExecutor | None = None
         self.futures: list[Future[Outcome]] = []
         if jobs > 1 and len(plan) > 1:
             self.pool = ProcessPoolExecutor(max_workers=min(jobs, len(plan)),
                                             mp_context=multiprocessing.get_context("fork"))
-            self.futures = [self.pool.submit(run_planned, program, stack, fast) for program, stack in plan]
+            self.futures = [self.pool.submit(run_planned, program, stack, fast, preview) for program, stack in plan]
 
     def results(self) -> Iterator[tuple[int, str, str, Outcome]]:
         """(index, program, stack, (config, run, error)) for every planned stack, in plan order."""
         for index, (program, stack) in enumerate(self.plan):
             if self.pool is None:
-                yield index, program, stack, run_planned(program, stack, self.fast)
+                yield index, program, stack, run_planned(program, stack, self.fast, self.preview)
                 continue
             try:
                 outcome = self.futures[index].result()
@@ -104,7 +105,7 @@ class Runner:
                 # interpreter), and the pool with it: every stack it had not
                 # finished runs again, each in a process of its own, so only
                 # the culprit's stack reports the death.
-                outcome = _run_isolated(program, stack, self.fast)
+                outcome = _run_isolated(program, stack, self.fast, self.preview)
             yield index, program, stack, outcome
 
     def close(self) -> None:
