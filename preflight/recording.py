@@ -22,9 +22,9 @@ from google.protobuf import json_format, struct_pb2  # type: ignore[import-untyp
 from pulumi.runtime.mocks import MockMonitor
 from pulumi.runtime.proto import resource_pb2
 
-from .mocks import InvokeMocks, computed_outputs, digest, known_at_preview, placeholder
+from .mocks import InvokeMocks, Offline, computed_outputs, known_at_preview, placeholder
 from .project import StackConfig
-from .wire import SECRET_SIG, SIG_KEY, downgrade_refs, mask_secrets, normalize_numbers, struct_to_dict
+from .wire import SECRET_SIG, SIG_KEY, digest, downgrade_refs, mask_secrets, normalize_numbers, struct_to_dict
 
 STACK_TYPE = "pulumi:pulumi:Stack"
 PROVIDER_PREFIX = "pulumi:providers:"
@@ -53,14 +53,19 @@ class ResourceRecord:
 class RecordingMonitor(MockMonitor):
     """A MockMonitor that records registrations the way the engine sees them."""
 
-    def __init__(self, cfg: StackConfig, preview: bool = True) -> None:
-        self.preview = preview
+    def __init__(self, cfg: StackConfig, offline: Offline | None = None) -> None:
+        offline = offline or Offline()
+        self.preview = offline.preview
         """A preview of a stack being created (computed outputs unknown); False: every computed
         output and id gets its mock value at once (``--mock-computed``)."""
         region = cfg.config.get("aws:region", "eu-central-1")
-        super().__init__(InvokeMocks(region))
+        self.answers = InvokeMocks(region, offline)
+        super().__init__(self.answers)
         self.cfg = cfg
         self.region = region
+        self.allow_unexpanded = offline.allow_unexpanded
+        self.unexpanded: list[ResourceRecord] = []
+        """Remote components (implemented in a provider plugin): nothing under them is known offline."""
         self.records: list[ResourceRecord] = []
         self._by_urn: dict[str, ResourceRecord] = {}
         self._lock = threading.Lock()
@@ -143,6 +148,17 @@ class RecordingMonitor(MockMonitor):
             property_dependencies={k: sorted(v.urns) for k, v in sorted(request.propertyDependencies.items())},
         )
 
+        if request.remote:
+            # A multi-language component: the engine would ask its provider plugin to construct
+            # it, and what that creates underneath is never registered here. Fail closed.
+            with self._lock:
+                self.unexpanded.append(record)
+            if request.type not in self.allow_unexpanded:
+                self.answers.fail(
+                    f"{request.type} {request.name!r} is a component implemented in a provider plugin "
+                    "(remote=True, a multi-language component): the resources it creates exist only when "
+                    "the plugin runs at deploy time, so preflight cannot judge them; "
+                    f"pass --allow-unexpanded {request.type} to accept it unchecked")
         if not request.custom:
             # Components have no provider-side state; their outputs come from
             # register_outputs, so the engine returns nothing but the URN.

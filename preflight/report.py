@@ -26,6 +26,8 @@ class StackResult:
     elapsed_ms: float = 0.0
     judged: dict[str, list[str]] = field(default_factory=dict)
     """Policy name -> URNs it judged (see analyzer.Analysis)."""
+    unchecked: list[str] = field(default_factory=list)
+    """"type name" of components accepted unexpanded (--allow-unexpanded): what they create is not judged."""
 
 
 def _urn_parts(urn: str) -> tuple[str, str]:
@@ -87,6 +89,9 @@ def write_text(results: list[StackResult], out: TextIO) -> None:
             out.write(f"   {label:9} {v.policy}{controls}  {where}\n")
             for line in v.message.splitlines():
                 out.write(f"             {line}\n")
+        for item in r.unchecked:
+            out.write(f"   UNCHECKED {item}: a component from a provider plugin, accepted unexpanded "
+                      "(--allow-unexpanded); what it creates was not judged\n")
         insecure = insecure_connections(r)
         if insecure:
             out.write(f"   insecure connections ({len(insecure)}; not blocked, tell the client):\n")
@@ -98,8 +103,10 @@ def write_text(results: list[StackResult], out: TextIO) -> None:
     errors = sum(1 for r in results if r.error)
     not_judged = sum(1 for r in results for v in r.violations if v.not_judged)
     unjudged_mandatory = sum(1 for r in results for v in r.violations if v.not_judged and v.enforcement == "mandatory")
+    unchecked = sum(len(r.unchecked) for r in results)
     verdict = "ERROR" if errors else ("FAIL" if mandatory > unjudged_mandatory else
-                                      "INCOMPLETE" if mandatory else "PASS")
+                                      "INCOMPLETE" if mandatory else
+                                      f"PASS WITH {unchecked} UNCHECKED COMPONENTS" if unchecked else "PASS")
     out.write(
         f"preflight: {verdict}: {len(results)} stacks, {mandatory} mandatory, {advisory} advisory"
         f" violations, {errors} stack errors"
@@ -129,6 +136,7 @@ def verdict_json(results: list[StackResult]) -> dict[str, Any]:
                     for v in r.violations
                 ],
                 "insecure_connections": insecure_connections(r),
+                "unchecked": r.unchecked,
             }
             for r in results
         ]

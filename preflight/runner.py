@@ -12,6 +12,7 @@ from multiprocessing.connection import Connection
 
 from . import PreflightError
 from .engine import StackRun, run_stack
+from .mocks import Offline
 from .project import StackConfig, load_stack
 
 _FROZEN_IN: int | None = None
@@ -36,27 +37,27 @@ Outcome = tuple[StackConfig | None, StackRun | None, str | None]
 """(config, run, None) for a stack that ran; (None, None, error) for one that could not."""
 
 
-def run_planned(program: str, stack: str, fast: bool = True, preview: bool = True) -> Outcome:
+def run_planned(program: str, stack: str, fast: bool = True, offline: Offline | None = None) -> Outcome:
     """Load and run one stack: (config, run, None), or (None, None, error) when the stack files are bad."""
     try:
         cfg = load_stack(program, stack)
     except PreflightError as e:
         return None, None, f"stack {stack}: {e}"
-    run = run_stack(cfg, fast, preview)
+    run = run_stack(cfg, fast, offline)
     _freeze_imports_once()
     return cfg, run, None
 
 
-def _isolated_child(conn: Connection, program: str, stack: str, fast: bool, preview: bool) -> None:
-    conn.send(run_planned(program, stack, fast, preview))
+def _isolated_child(conn: Connection, program: str, stack: str, fast: bool, offline: Offline | None) -> None:
+    conn.send(run_planned(program, stack, fast, offline))
     conn.close()
 
 
-def _run_isolated(program: str, stack: str, fast: bool, preview: bool) -> Outcome:
+def _run_isolated(program: str, stack: str, fast: bool, offline: Offline | None) -> Outcome:
     """Run one stack in a freshly spawned process (not forked: this process may hold gRPC threads)."""
     ctx = multiprocessing.get_context("spawn")
     receiver, sender = ctx.Pipe(duplex=False)
-    process = ctx.Process(target=_isolated_child, args=(sender, program, stack, fast, preview), daemon=True)
+    process = ctx.Process(target=_isolated_child, args=(sender, program, stack, fast, offline), daemon=True)
     process.start()
     sender.close()
     try:
@@ -81,22 +82,23 @@ class Runner:
     providers) it has imported, so only the first stacks pay for those.
     """
 
-    def __init__(self, plan: list[tuple[str, str]], jobs: int, fast: bool = True, preview: bool = True) -> None:
+    def __init__(self, plan: list[tuple[str, str]], jobs: int, fast: bool = True,
+                 offline: Offline | None = None) -> None:
         self.plan = plan
         self.fast = fast
-        self.preview = preview
+        self.offline = offline
         self.pool: ProcessPoolExecutor | None = None
         self.futures: list[Future[Outcome]] = []
         if jobs > 1 and len(plan) > 1:
             self.pool = ProcessPoolExecutor(max_workers=min(jobs, len(plan)),
                                             mp_context=multiprocessing.get_context("fork"))
-            self.futures = [self.pool.submit(run_planned, program, stack, fast, preview) for program, stack in plan]
+            self.futures = [self.pool.submit(run_planned, program, stack, fast, offline) for program, stack in plan]
 
     def results(self) -> Iterator[tuple[int, str, str, Outcome]]:
         """(index, program, stack, (config, run, error)) for every planned stack, in plan order."""
         for index, (program, stack) in enumerate(self.plan):
             if self.pool is None:
-                yield index, program, stack, run_planned(program, stack, self.fast, self.preview)
+                yield index, program, stack, run_planned(program, stack, self.fast, self.offline)
                 continue
             try:
                 outcome = self.futures[index].result()
@@ -105,7 +107,7 @@ class Runner:
                 # interpreter), and the pool with it: every stack it had not
                 # finished runs again, each in a process of its own, so only
                 # the culprit's stack reports the death.
-                outcome = _run_isolated(program, stack, self.fast, self.preview)
+                outcome = _run_isolated(program, stack, self.fast, self.offline)
             yield index, program, stack, outcome
 
     def close(self) -> None:

@@ -67,7 +67,7 @@ def test_verdict_json_has_exact_shape(fleet):
     _, verdict, _ = fleet
     assert set(verdict) == {"stacks"}
     for s in verdict["stacks"]:
-        assert set(s) == {"program", "stack", "resources", "error", "violations", "insecure_connections"}
+        assert set(s) == {"program", "stack", "resources", "error", "violations", "insecure_connections", "unchecked"}
         assert isinstance(s["insecure_connections"], list)
         assert isinstance(s["resources"], int)
         for v in s["violations"]:
@@ -239,12 +239,19 @@ def test_violating_stack_exits_1():
     assert "hcloud-firewall-no-public-ssh" in proc.stdout and "ACC-02" in proc.stdout
 
 
-def test_program_raising_run_error_exits_2_with_its_message_only():
+def test_program_raising_run_error_exits_2_with_its_message_and_place_only():
     proc = preflight("--program", OTHER, "--stack", "solo", "--json", "-")
     assert proc.returncode == 2
     stack = json.loads(proc.stdout)["stacks"][0]
-    assert stack["error"] == "stack solo: other:mode is `raise`; set it to `calm`"
+    # Stack, the program's file:line (relative to the program), the cause: one line.
+    assert stack["error"] == "stack solo: app/__main__.py:11: other:mode is `raise`; set it to `calm`"
     assert "Traceback" not in proc.stderr
+
+
+def test_debug_adds_the_traceback():
+    proc = preflight("--program", OTHER, "--stack", "solo", "--debug")
+    assert proc.returncode == 2
+    assert "Traceback (most recent call last)" in proc.stderr and 'app/__main__.py", line 11' in proc.stderr
 
 
 def test_bad_stack_config_exits_2_naming_the_stack_and_key():
