@@ -24,6 +24,7 @@ from pulumi.runtime.proto import resource_pb2
 
 from .mocks import InvokeMocks, Offline, computed_outputs, known_at_preview, placeholder
 from .project import StackConfig
+from .transforms import apply_transforms
 from .wire import SECRET_SIG, SIG_KEY, digest, downgrade_refs, mask_secrets, normalize_numbers, struct_to_dict
 
 STACK_TYPE = "pulumi:pulumi:Stack"
@@ -66,6 +67,9 @@ class RecordingMonitor(MockMonitor):
         self.allow_unexpanded = offline.allow_unexpanded
         self.unexpanded: list[ResourceRecord] = []
         """Remote components (implemented in a provider plugin): nothing under them is known offline."""
+        self._transform_tokens: dict[str, list[str]] = {}
+        self._stack_transform_tokens: list[str] = []
+        self._parents: dict[str, str] = {}
         self.records: list[ResourceRecord] = []
         self._by_urn: dict[str, ResourceRecord] = {}
         self._lock = threading.Lock()
@@ -120,8 +124,34 @@ class RecordingMonitor(MockMonitor):
         self._add(record)
         return record
 
+    def RegisterStackTransform(self, request: Any) -> Any:
+        with self._lock:
+            self._stack_transform_tokens.append(request.token)
+        return super().RegisterStackTransform(request)  # type: ignore[no-untyped-call]
+
+    def _transform(self, request: Any, urn: str) -> Any:
+        """The registration after its transforms, in the engine's order: its own, each parent's, the stack's."""
+        own = [t.token for t in request.transforms]
+        with self._lock:
+            self._transform_tokens[urn] = own
+            tokens = list(own)
+            parent = request.parent
+            while parent:
+                tokens += self._transform_tokens.get(parent, [])
+                parent = self._parents.get(parent, "")
+            tokens += self._stack_transform_tokens
+            self._parents[urn] = request.parent
+        if not tokens:
+            return request
+        transformed = type(request)()
+        transformed.CopyFrom(request)
+        apply_transforms(transformed, tokens)
+        return transformed
+
     def RegisterResource(self, request: Any) -> Any:
         urn = self.make_urn(request.parent, request.type, request.name)
+        if request.type != STACK_TYPE:
+            request = self._transform(request, urn)
         if request.type == STACK_TYPE:
             self._add(
                 ResourceRecord(

@@ -182,3 +182,24 @@ def test_bad_answers_files_exit_2_naming_the_option(tmp_path, content, expected)
                           cwd=REPO, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
     assert f"preflight: error: --invoke-answers {bad}: {expected}" in proc.stderr
+
+
+# -- transforms ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("flags", [(), ("--no-fast-path",)], ids=["fast-path", "sdk-as-published"])
+def test_transforms_of_both_apis_are_applied_as_the_engine_applies_them(tmp_path, flags):
+    proc, verdict, resources = preflight("transforms", *flags, tmp_path=tmp_path)
+    # The resource's own transform opened SSH to the world: the pack saw the transformed rule.
+    [violation] = stack(verdict, "dev")["violations"]
+    assert violation["policy"] == "hcloud-firewall-no-public-ssh" and not violation["not_judged"]
+    assert proc.returncode == 1
+    firewall = resource(resources, "dev", "ssh")
+    assert firewall["inputs"]["rules"][0]["sourceIps"] == ["0.0.0.0/0"]
+    # The stack transform (registered with register_resource_transform) ran after it.
+    assert firewall["inputs"]["labels"] == {"managed-by": "transforms"}
+    volume = resource(resources, "dev", "data")
+    assert volume["options"]["protect"] is True and volume["inputs"]["labels"] == {"managed-by": "transforms"}
+    # A component's transform reached its child, and the stack's after it.
+    assert resource(resources, "dev", "backend-net")["inputs"]["labels"] == {"tier": "backend",
+                                                                              "managed-by": "transforms"}
