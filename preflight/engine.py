@@ -16,6 +16,7 @@ import runpy
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +25,7 @@ from pulumi.runtime import settings as pulumi_settings
 from pulumi.runtime.config import set_all_config
 from pulumi.runtime.stack import run_in_stack
 
+from . import SECRET_PLACEHOLDER
 from .mocks import Offline
 from .program_imports import add_program_root, purge_program_modules
 from .project import StackConfig
@@ -98,6 +100,53 @@ def _restore_thread_loop_state(state: tuple[Any, bool]) -> None:
     local = getattr(asyncio.get_event_loop_policy(), "_local", None)
     if local is not None and hasattr(local, "_set_called"):
         local._set_called = set_called
+
+
+class SecretObjectPlaceholder(dict[str, Any]):
+    """Stands in for a config object whose whole value is a secret: every key reads as a placeholder."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__()
+        self.key = key
+
+    def __missing__(self, name: str) -> str:
+        return f"{SECRET_PLACEHOLDER}-{self.key}.{name}"
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return self[name]
+
+
+# What a typed getter reads from a whole-secret placeholder (a secret's value is not known offline).
+_SECRET_TYPED: dict[str, Callable[[str], Any]] = {"_get_object": SecretObjectPlaceholder, "_get_int": lambda _k: 0,
+                 "_get_float": lambda _k: 0.0, "_get_bool": lambda _k: False}
+
+
+@contextlib.contextmanager
+def _secret_config_placeholders(cfg: StackConfig) -> Any:
+    """Config's object/int/float/bool getters (secret or not) on a value that is wholly `secure:`:
+    the placeholder string is no JSON or number, so give them a stand-in of the type asked for."""
+    secret = set(cfg.secret_keys)
+    originals = {name: getattr(pulumi.Config, name) for name in _SECRET_TYPED}
+
+    def wrap(name: str) -> Any:
+        original = originals[name]
+
+        def getter(self: pulumi.Config, key: str, *args: Any, **kwargs: Any) -> Any:
+            full = self.full_key(key)
+            if full in secret and cfg.config.get(full) == f"{SECRET_PLACEHOLDER}-{full}":
+                self._get(key, *args, **kwargs)  # as the SDK does: marks the key as read
+                return _SECRET_TYPED[name](full)
+            return original(self, key, *args, **kwargs)
+
+        return getter
+
+    for name in _SECRET_TYPED:
+        setattr(pulumi.Config, name, wrap(name))
+    try:
+        yield
+    finally:
+        for name, original in originals.items():
+            setattr(pulumi.Config, name, original)
 
 
 @contextlib.contextmanager
@@ -199,7 +248,7 @@ def run_stack(cfg: StackConfig, fast: bool = True, offline: Offline | None = Non
             sys.path.append(entry_dir)
         patches = patched_sdk() if result.fast_path else contextlib.nullcontext()
         with contextlib.redirect_stdout(captured), contextlib.redirect_stderr(captured), patches, \
-                _stack_reference_outputs_checked(monitor):
+                _stack_reference_outputs_checked(monitor), _secret_config_placeholders(cfg):
             contextvars.copy_context().run(run)
     except BaseException as exc:  # noqa: BLE001 - a failing program is a result, not a crash
         if isinstance(exc, KeyboardInterrupt):

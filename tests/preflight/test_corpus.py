@@ -203,3 +203,17 @@ def test_transforms_of_both_apis_are_applied_as_the_engine_applies_them(tmp_path
     # A component's transform reached its child, and the stack's after it.
     assert resource(resources, "dev", "backend-net")["inputs"]["labels"] == {"tier": "backend",
                                                                               "managed-by": "transforms"}
+
+
+# -- secret and object config ----------------------------------------------------------------------
+
+
+def test_every_typed_getter_works_on_secret_placeholders_and_keeps_them_secret(tmp_path):
+    proc, verdict, resources = preflight("secret_config", tmp_path=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert stack(verdict, "dev")["error"] is None
+    volume = resource(resources, "dev", "data")["inputs"]
+    assert volume["size"] == 10
+    assert volume["labels"] == {k: "[secret]" for k in
+                                ("db-user", "smtp-host", "smtp-password", "replicas", "debug", "ratio")}
+    assert "PREFLIGHT-SECRET" not in json.dumps(resources)
