@@ -46,6 +46,9 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="preflight-bench-") as tmp:
         work = os.path.join(tmp, "program")
         shutil.copytree(program, work, ignore=IGNORE, symlinks=True)
+        if os.path.isdir(os.path.join(program, ".venv")):
+            # The program's Pulumi.yaml names .venv as its virtualenv: the copy runs with the same one.
+            os.symlink(os.path.realpath(os.path.join(program, ".venv")), os.path.join(work, ".venv"))
         for f in glob.glob(os.path.join(work, "Pulumi.*.yaml")):
             if os.path.basename(f) != "Pulumi.yaml":
                 os.remove(f)

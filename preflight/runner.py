@@ -5,6 +5,10 @@ from __future__ import annotations
 import gc
 import multiprocessing
 import os
+import pickle
+import subprocess
+import sys
+import tempfile
 from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -43,9 +47,52 @@ def run_planned(program: str, stack: str, fast: bool = True, offline: Offline | 
         cfg = load_stack(program, stack)
     except PreflightError as e:
         return None, None, f"stack {stack}: {e}"
+    if cfg.virtualenv and not _is_this_interpreter(cfg.virtualenv):
+        return _run_in_virtualenv(cfg, fast, offline)
     run = run_stack(cfg, fast, offline)
     _freeze_imports_once()
     return cfg, run, None
+
+
+def _is_this_interpreter(virtualenv: str) -> bool:
+    return os.path.realpath(virtualenv) == os.path.realpath(sys.prefix)
+
+
+def _run_in_virtualenv(cfg: StackConfig, fast: bool, offline: Offline | None) -> Outcome:
+    """Run the stack with the interpreter of the program's own virtualenv (its packages, its Python)."""
+    python = os.path.join(cfg.virtualenv, "bin", "python")
+    if not os.access(python, os.X_OK):
+        return None, None, (f"stack {cfg.stack}: the program's virtualenv {cfg.virtualenv} (Pulumi.yaml "
+                            f"runtime.options) has no {os.path.join('bin', 'python')}: create it, e.g. "
+                            f"python3 -m venv {cfg.virtualenv} && {python} -m pip install -r requirements.txt")
+    with tempfile.TemporaryDirectory(prefix="preflight-venv-") as tmp:
+        request, answer = os.path.join(tmp, "request.pickle"), os.path.join(tmp, "outcome.pickle")
+        with open(request, "wb") as f:
+            pickle.dump((cfg.program_dir, cfg.stack, fast, offline), f)
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [_PREFLIGHT_ROOT,
+                                                                        os.environ.get("PYTHONPATH")])))
+        proc = subprocess.run([python, "-m", "preflight.runner", request, answer], env=env,
+                              capture_output=True, text=True, check=False)
+        if proc.returncode != 0 or not os.path.exists(answer):
+            last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+            return None, None, (f"stack {cfg.stack}: running it with {python} failed "
+                                f"(exit {proc.returncode}): {last}")
+        with open(answer, "rb") as f:
+            outcome: Outcome = pickle.load(f)
+        return outcome
+
+
+_PREFLIGHT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _virtualenv_child(request: str, answer: str) -> None:
+    """In the program's interpreter: run the stack of ``request`` here, write the outcome to ``answer``."""
+    with open(request, "rb") as f:
+        program, stack, fast, offline = pickle.load(f)
+    cfg = load_stack(program, stack)
+    outcome: Outcome = (cfg, run_stack(cfg, fast, offline), None)
+    with open(answer, "wb") as f:
+        pickle.dump(outcome, f)
 
 
 def _isolated_child(conn: Connection, program: str, stack: str, fast: bool, offline: Offline | None) -> None:
@@ -114,3 +161,7 @@ class Runner:
         if self.pool is not None:
             self.pool.shutdown(wait=True, cancel_futures=True)
             self.pool = None
+
+
+if __name__ == "__main__":
+    _virtualenv_child(sys.argv[1], sys.argv[2])

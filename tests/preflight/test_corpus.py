@@ -217,3 +217,74 @@ def test_every_typed_getter_works_on_secret_placeholders_and_keeps_them_secret(t
     assert volume["labels"] == {k: "[secret]" for k in
                                 ("db-user", "smtp-host", "smtp-password", "replicas", "debug", "ratio")}
     assert "PREFLIGHT-SECRET" not in json.dumps(resources)
+
+
+# -- fleets ---------------------------------------------------------------------------------------
+
+
+def _fleet_run(tmp_path: Path, *args: str) -> tuple[int, list[dict]]:
+    verdict = tmp_path / f"verdict{'-'.join(a.replace('/', 'of') for a in args)}.json"
+    programs = [arg for p in ("preview_unknowns", "invokes", "secret_config", "transforms")
+                for arg in ("--program", str(PROGRAMS / p))]
+    proc = subprocess.run([sys.executable, "-m", "preflight", "--quiet", "--policy-pack", str(PACK), *programs,
+                           "--json", str(verdict), *args], cwd=REPO, capture_output=True, text=True, timeout=120)
+    return proc.returncode, json.loads(verdict.read_text())["stacks"]
+
+
+def test_the_union_of_shards_is_the_whole_run(tmp_path):
+    whole_code, whole = _fleet_run(tmp_path)
+    assert len(whole) == 6
+    shards = [_fleet_run(tmp_path, "--shard", f"{k}/4") for k in (1, 2, 3, 4)]
+    union = [s for _code, stacks in shards for s in stacks]
+    key = lambda s: (s["program"], s["stack"])  # noqa: E731
+    assert sorted(union, key=key) == sorted(whole, key=key)
+    assert all(stacks for _code, stacks in shards)  # no empty share
+    assert max(code for code, _ in shards) == whole_code
+
+
+@pytest.mark.parametrize("bad", ["0/3", "4/3", "1-3", "x/y"])
+def test_a_bad_shard_exits_2(bad):
+    proc = subprocess.run([sys.executable, "-m", "preflight", "--shard", bad], cwd=REPO, capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 2 and "--shard" in proc.stderr and "K/N" in proc.stderr
+
+
+# -- the program's own runtime --------------------------------------------------------------------
+
+
+def _make_virtualenv(path: Path) -> None:
+    """A virtualenv with a package of its own; the installed SDKs come from this one through a .pth."""
+    import site
+    import sysconfig
+
+    subprocess.run([getattr(sys, "_base_executable", sys.executable), "-m", "venv", "--without-pip", str(path)],
+                   check=True, timeout=120)
+    purelib = Path(subprocess.run([str(path / "bin" / "python"), "-c",
+                                   "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                                  check=True, capture_output=True, text=True).stdout.strip())
+    (purelib / "preflight-test-sdks.pth").write_text(
+        "\n".join([sysconfig.get_paths()["purelib"], *site.getsitepackages()]) + "\n")
+    (purelib / "only_in_this_venv.py").write_text('ROLE = "from-the-programs-venv"\n')
+
+
+def test_the_program_runs_with_its_own_virtualenv(tmp_path):
+    program = tmp_path / "own_virtualenv"
+    program.mkdir()
+    for name in ("Pulumi.yaml", "Pulumi.dev.yaml", "__main__.py"):
+        (program / name).write_text((PROGRAMS / "own_virtualenv" / name).read_text())
+    _make_virtualenv(program / "venv")
+    proc = subprocess.run([sys.executable, "-m", "preflight", "--quiet", "--policy-pack", str(PACK),
+                           "--program", str(program), "--resources", "-"],
+                          cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    net = next(r for r in json.loads(proc.stdout)["stacks"][0]["resources"] if r["name"] == "net")
+    assert net["inputs"]["labels"] == {"role": "from-the-programs-venv", "prefix": "venv"}
+
+
+def test_a_missing_virtualenv_is_a_clear_error(tmp_path):
+    proc, verdict, _ = preflight("own_virtualenv", tmp_path=tmp_path)
+    venv = PROGRAMS / "own_virtualenv" / "venv"
+    assert stack(verdict, "dev")["error"] == (
+        f"stack dev: the program's virtualenv {venv} (Pulumi.yaml runtime.options) has no bin/python: create it, "
+        f"e.g. python3 -m venv {venv} && {venv}/bin/python -m pip install -r requirements.txt")
+    assert proc.returncode == 2

@@ -22,7 +22,7 @@ USER_DATA_BUDGET = 16 * 1024
 def test_fifty_operators_preview_clean_and_fit(tmp_path):
     program = tmp_path / "program"
     program.mkdir()
-    for name in ("Pulumi.yaml", "__main__.py", "components"):
+    for name in ("Pulumi.yaml", "__main__.py", "components", ".venv"):
         os.symlink(ROOT / name, program / name)
     data = yaml.safe_load((ROOT / "Pulumi.example-private.yaml").read_text())
     for key, value in team_config("example-private", OPERATORS).items():
