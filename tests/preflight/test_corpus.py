@@ -288,3 +288,11 @@ def test_a_missing_virtualenv_is_a_clear_error(tmp_path):
         f"stack dev: the program's virtualenv {venv} (Pulumi.yaml runtime.options) has no bin/python: create it, "
         f"e.g. python3 -m venv {venv} && {venv}/bin/python -m pip install -r requirements.txt")
     assert proc.returncode == 2
+
+
+# -- errors -----------------------------------------------------------------------------------------
+
+
+def test_an_error_in_an_apply_names_the_programs_file_and_line(tmp_path):
+    assert_stack_error("apply_error", "dev",
+                       'stack dev: naming.py:2: TypeError: can only concatenate str (not "int") to str', tmp_path)
