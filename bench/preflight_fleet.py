@@ -1,7 +1,7 @@
 """Measure preflight on a fleet: N copies of every example stack of a program, one run.
 
     .venv/bin/python bench/preflight_fleet.py [--program DIR] [--copies 40] [--policy-pack DIR] [--jobs N]
-                                              [--no-fast-path]
+                                              [--no-fast-path] [--mock-computed]
 
 Copies the program directory to a temporary directory (without `.venv`,
 `.git` and caches), writes `Pulumi.bench-<suffix>-NN.yaml` for each
@@ -32,6 +32,8 @@ def main() -> int:
     p.add_argument("--copies", type=int, default=40)
     p.add_argument("--policy-pack", default=os.path.join(REPO_ROOT, "policies"))
     p.add_argument("--jobs", type=int, help="passed to preflight (default: its own, one worker per CPU)")
+    p.add_argument("--mock-computed", action="store_true",
+                   help="passed to preflight: computed outputs get mock values (as `make preflight` runs)")
     p.add_argument("--no-fast-path", action="store_true",
                    help="passed to preflight: the Pulumi SDK and the pack's library as published")
     args = p.parse_args()
@@ -46,6 +48,9 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="preflight-bench-") as tmp:
         work = os.path.join(tmp, "program")
         shutil.copytree(program, work, ignore=IGNORE, symlinks=True)
+        if os.path.isdir(os.path.join(program, ".venv")):
+            # The program's Pulumi.yaml names .venv as its virtualenv: the copy runs with the same one.
+            os.symlink(os.path.realpath(os.path.join(program, ".venv")), os.path.join(work, ".venv"))
         for f in glob.glob(os.path.join(work, "Pulumi.*.yaml")):
             if os.path.basename(f) != "Pulumi.yaml":
                 os.remove(f)
@@ -61,7 +66,8 @@ def main() -> int:
         proc = subprocess.run(
             [sys.executable, "-m", "preflight", "--program", work, "--policy-pack", args.policy_pack,
              "--json", verdict, "--quiet", *(["--jobs", str(args.jobs)] if args.jobs else []),
-             *(["--no-fast-path"] if args.no_fast_path else [])],
+             *(["--no-fast-path"] if args.no_fast_path else []),
+             *(["--mock-computed"] if args.mock_computed else [])],
             cwd=REPO_ROOT, capture_output=True, text=True,
         )
         total_ms = (time.perf_counter() - start) * 1000
@@ -78,7 +84,8 @@ def main() -> int:
         errors = sum(1 for s in stacks if s["error"])
         resources = sum(s["resources"] for s in stacks)
         print(f"program: {program}" + (f", --jobs {args.jobs}" if args.jobs else "")
-              + (", --no-fast-path" if args.no_fast_path else ""))
+              + (", --no-fast-path" if args.no_fast_path else "")
+              + (", --mock-computed" if args.mock_computed else ""))
         print(f"stacks: {n} ({len(sources)} stack files x {args.copies}), resources: {resources}, "
               f"stack errors: {errors}, exit code: {proc.returncode}")
         print(f"total: {total_ms:.0f} ms (process start, pack start-up, all stacks)")

@@ -15,12 +15,15 @@ import tempfile
 import time
 import traceback
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import grpc
+import yaml
 
 from . import PreflightError
 from .analyzer import PolicyPackProcess, parse_policy_config
 from .compliance import write_report
+from .mocks import Offline
 from .program_imports import program_bytecode_cache
 from .project import discover_stacks
 from .report import StackResult, dump, exit_code, policies_json, resources_json, verdict_json, write_text
@@ -55,6 +58,20 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--no-fast-path", action="store_true",
                    help="run the Pulumi SDK and the pack's library as published, without preflight's "
                         "replacements of their internals (slower; the verdict is the same)")
+    p.add_argument("--mock-computed", action="store_true",
+                   help="give computed outputs of new resources (ids, addresses, ARNs) mock values instead "
+                        "of leaving them unknown as `pulumi preview` does; the output says so")
+    p.add_argument("--invoke-answers", metavar="FILE",
+                   help="YAML: invoke token -> its result, for data sources preflight cannot answer offline "
+                        "(also overrides its own answers)")
+    p.add_argument("--stack-outputs", metavar="FILE",
+                   help="YAML: referenced stack name -> its outputs, for StackReference "
+                        "(a secret output as {secret: VALUE})")
+    p.add_argument("--allow-unexpanded", action="append", metavar="TYPE", default=[],
+                   help="accept a component implemented in a provider plugin (remote=True) unexpanded: "
+                        "what it creates is not judged, and the output says so (repeatable)")
+    p.add_argument("--shard", type=_shard, metavar="K/N",
+                   help="run only the K-th of N shares of the planned stacks (1 <= K <= N), for a CI matrix")
     p.add_argument("--debug", action="store_true", help="show program output and tracebacks")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
     return p
@@ -68,6 +85,40 @@ def _jobs(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
     return value
+
+
+def _shard(text: str) -> tuple[int, int]:
+    k, sep, n = text.partition("/")
+    if sep and k.isdigit() and n.isdigit() and 1 <= int(k) <= int(n):
+        return int(k), int(n)
+    raise argparse.ArgumentTypeError(f"expected K/N with 1 <= K <= N, got {text!r}")
+
+
+def _load_yaml_mapping(path: str, option: str) -> dict[str, Any]:
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = yaml.safe_load(f)
+    except OSError as e:
+        raise PreflightError(f"{option} {path}: {e.strerror}") from None
+    except yaml.YAMLError as e:
+        raise PreflightError(f"{option} {path}: invalid YAML: {str(e).splitlines()[0]}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict) or not all(isinstance(v, dict) or v is None for v in data.values()):
+        raise PreflightError(f"{option} {path}: expected a mapping of names to mappings")
+    return {str(k): dict(v or {}) for k, v in data.items()}
+
+
+def offline_answers(args: argparse.Namespace) -> Offline:
+    """What the run answers in place of the cloud, from the command line."""
+    return Offline(
+        preview=not args.mock_computed,
+        invoke_answers=_load_yaml_mapping(args.invoke_answers, "--invoke-answers") if args.invoke_answers else {},
+        invoke_answers_file=args.invoke_answers or "",
+        stack_outputs=_load_yaml_mapping(args.stack_outputs, "--stack-outputs") if args.stack_outputs else None,
+        stack_outputs_file=args.stack_outputs or "",
+        allow_unexpanded=frozenset(args.allow_unexpanded),
+    )
 
 
 def _load_policy_config(path: str):
@@ -91,6 +142,10 @@ def _plan(args) -> list[tuple[str, str]]:
         if not stacks:
             raise PreflightError(f"--program {program}: no Pulumi.<stack>.yaml found")
         plan.extend((program, s) for s in stacks)
+    if args.shard:
+        # Every K-th stack of the whole plan: shares stay even when one program has most stacks.
+        k, n = args.shard
+        plan = plan[k - 1 :: n]
     return plan
 
 
@@ -129,6 +184,7 @@ def _main(args: argparse.Namespace) -> int:
         overrides_data = _load_policy_config(args.policy_config) if args.policy_config else None
         plan = [] if args.list_policies else _plan(args)
         fast = fast_path(args)
+        offline = offline_answers(args)
         # What is imported by now (pulumi, grpc, protobuf) lives as long as the
         # process: out of the garbage collector's sight, in workers too.
         gc.collect()
@@ -140,7 +196,7 @@ def _main(args: argparse.Namespace) -> int:
         # about 6% to 3%, for a few MB more of not yet collected garbage.
         gc.set_threshold(10_000, 10, 10)
         # Workers first: they must be forked before the pack's gRPC starts.
-        runner = Runner(plan, args.jobs or os.cpu_count() or 1, fast)
+        runner = Runner(plan, args.jobs or os.cpu_count() or 1, fast, offline)
         # The pack guards its own fast path (its library's version), so it is offered one
         # whatever the SDK's guard said.
         pack = PolicyPackProcess(args.policy_pack, fast=not args.no_fast_path)
@@ -206,6 +262,7 @@ def _main(args: argparse.Namespace) -> int:
                         result.error = error
                     else:
                         result.resources = run.resources
+                        result.unchecked = run.unexpanded
                         if args.debug and run.output:
                             sys.stderr.write(f"--- output of {stack} ---\n{run.output}")
                         if run.error:
@@ -256,7 +313,11 @@ def _main(args: argparse.Namespace) -> int:
     if args.report:
         write_report(results, pack.policies, args.report, pack_dir=args.policy_pack)
     # The readable summary goes to stdout unless stdout carries JSON.
-    write_text(results, sys.stderr if stdout_json else sys.stdout)
+    text_out = sys.stderr if stdout_json else sys.stdout
+    if args.mock_computed:
+        text_out.write("preflight: --mock-computed: computed outputs of new resources were given mock values, "
+                       "not left unknown as `pulumi preview` leaves them\n")
+    write_text(results, text_out)
     return exit_code(results)
 
 

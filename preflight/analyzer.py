@@ -67,6 +67,10 @@ class Violation:
     """"mandatory" or "advisory" (remediate is reported as mandatory, like the engine does)."""
     urn: str
     message: str
+    not_judged: bool = False
+    """The policy could not run: a value it reads is unknown at preview. The policy library
+    reports this as advisory whatever the policy's level; ``enforcement`` is the policy's own
+    configured level, so a mandatory policy that did not run is never a PASS."""
 
 
 @dataclass
@@ -191,6 +195,8 @@ class PolicyPackProcess:
         self.info: analyzer_pb2.AnalyzerInfo | None = None
         self.policies: list[PolicyInfo] = []
         self._controls: dict[str, list[str]] = {}
+        self._levels: dict[str, str] = {}
+        """Policy name -> configured enforcement ("mandatory", "advisory", "disabled")."""
         self.startup_notes: list[str] = []
         """What the pack wrote on stderr while it started (e.g. that it declined the fast path)."""
 
@@ -357,6 +363,7 @@ class PolicyPackProcess:
                 if "enforcementLevel" in value:
                     levels[name] = ENFORCEMENT_VALUES[value["enforcementLevel"]]
                 props[name].update({k: v for k, v in value.items() if k != "enforcementLevel"})
+        self._levels = {name: ENFORCEMENT_NAMES.get(level, "advisory") for name, level in levels.items()}
         request = analyzer_pb2.ConfigureAnalyzerRequest()
         for name in levels:
             entry = request.policyConfig[name]
@@ -449,15 +456,17 @@ class PolicyPackProcess:
         resource_policies = [p.name for p in self.policies if p.kind == "resource"]
         for record, future in zip(resources, pending, strict=False):
             response = future.result()
-            violations.extend(self._violations(response, record.urn))
-            skipped = {n.policy_name for n in response.not_applicable}
+            found = self._violations(response, record.urn)
+            violations.extend(found)
+            skipped = {n.policy_name for n in response.not_applicable} | {v.policy for v in found if v.not_judged}
             for name in resource_policies:
                 if name not in skipped:
                     judged[name].append(record.urn)
         # As the engine does: the stack is analyzed after every resource.
         response = self.stub.AnalyzeStack(whole_stack)
-        violations.extend(self._violations(response, ""))
-        skipped = {n.policy_name for n in response.not_applicable}
+        found = self._violations(response, "")
+        violations.extend(found)
+        skipped = {n.policy_name for n in response.not_applicable} | {v.policy for v in found if v.not_judged}
         for policy in self.policies:
             if policy.kind == "stack" and policy.name not in skipped:
                 judged[policy.name].append("")
@@ -467,6 +476,9 @@ class PolicyPackProcess:
         out = []
         for d in response.diagnostics:
             level = ENFORCEMENT_NAMES.get(d.enforcementLevel, "advisory")
+            not_judged = _could_not_run(d.policyName, d.message)
+            if not_judged:
+                level = self._levels.get(d.policyName, level)
             if level == "disabled":
                 continue
             out.append(
@@ -476,6 +488,12 @@ class PolicyPackProcess:
                     enforcement="mandatory" if level in ("mandatory", "remediate") else "advisory",
                     urn=d.urn or default_urn,
                     message=d.message,
+                    not_judged=not_judged,
                 )
             )
         return out
+
+
+def _could_not_run(policy: str, message: str) -> bool:
+    """Whether a diagnostic is the policy library's "can't run policy ... during preview" (an unknown value)."""
+    return message.startswith(f"can't run policy '{policy}' from policy pack ") and " during preview: " in message

@@ -26,9 +26,10 @@ from .analyzer import PolicyInfo, Violation
 from .report import StackResult, _urn_parts, insecure_connections
 
 _SPEC_RE = re.compile(r"([A-Z]{2,4}-\d{2}): (.*?)(?= [A-Z]{2,4}-\d{2}: |$)", re.S)
-_STATUS_ORDER = {"violated": 0, "advisory": 1, "kept": 2, "not applicable": 3}
+_STATUS_ORDER = {"violated": 0, "not judged": 1, "advisory": 2, "kept": 3, "not applicable": 4}
 _STATUS_LABEL = {
     "violated": "❌ violated",
+    "not judged": "❓ not judged (a value its mandatory policy reads is unknown at preview)",
     "advisory": "⚠️ advisory",
     "kept": "✅ kept",
     "not applicable": "➖ not applicable",
@@ -83,8 +84,10 @@ def control_rows(result: StackResult, policies: list[PolicyInfo]) -> list[dict[s
     for control in sorted(by_control, key=_control_key):
         found = violations_by_control.get(control, [])
         judged = [urn for p in by_control[control] for urn in result.judged.get(p.name, [])]
-        if any(v.enforcement == "mandatory" for v in found):
+        if any(v.enforcement == "mandatory" and not v.not_judged for v in found):
             status = "violated"
+        elif any(v.enforcement == "mandatory" for v in found):
+            status = "not judged"
         elif found:
             status = "advisory"
         elif judged:
@@ -109,13 +112,20 @@ def _stack_section(result: StackResult, policies: list[PolicyInfo], titles: dict
     rows = control_rows(result, policies)
     mandatory = sum(1 for v in result.violations if v.enforcement == "mandatory")
     advisory = len(result.violations) - mandatory
-    verdict = "FAIL" if mandatory else "PASS"
+    not_judged = sum(1 for v in result.violations if v.enforcement == "mandatory" and v.not_judged)
+    verdict = ("FAIL" if mandatory > not_judged else "INCOMPLETE" if mandatory
+               else "PASS, components unchecked" if result.unchecked else "PASS")
     lines += [
         f"## `{result.stack}`: {verdict}",
         "",
         f"Program `{result.program}`: {len(result.resources)} resources, "
         f"{mandatory} mandatory and {advisory} advisory findings.",
         "",
+    ]
+    if result.unchecked:
+        lines += ["Unchecked (components from a provider plugin, accepted unexpanded with --allow-unexpanded; "
+                  "nothing they create was judged): " + ", ".join(f"`{u}`" for u in result.unchecked), ""]
+    lines += [
         "| Control | Status | Policies | Resources |",
         "|---|---|---|---|",
     ]

@@ -16,7 +16,8 @@ import runpy
 import sys
 import time
 import traceback
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
@@ -24,6 +25,8 @@ from pulumi.runtime import settings as pulumi_settings
 from pulumi.runtime.config import set_all_config
 from pulumi.runtime.stack import run_in_stack
 
+from . import SECRET_PLACEHOLDER
+from .mocks import Offline
 from .program_imports import add_program_root, purge_program_modules
 from .project import StackConfig
 from .recording import CapturingEngine, RecordingMonitor, ResourceRecord
@@ -44,15 +47,39 @@ class StackRun:
     elapsed_ms: float = 0.0
     fast_path: bool = False
     """Whether the run used preflight's replacements of SDK internals (``sdk_patches``)."""
+    unexpanded: list[str] = field(default_factory=list)
+    """"type name" of each component accepted unexpanded (``--allow-unexpanded``): not judged."""
 
 
-def _describe_error(exc: BaseException) -> str:
+def _describe_error(exc: BaseException, program_dir: str) -> str:
+    """One line: where in the program (file:line of its own code, nearest the error) and the cause."""
     if isinstance(exc, pulumi.RunError):
-        return str(exc)
-    if isinstance(exc, SystemExit):
-        return f"program called sys.exit({exc.code!r})"
-    text = str(exc)
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+        cause = str(exc)
+    elif isinstance(exc, SystemExit):
+        cause = f"program called sys.exit({exc.code!r})"
+    else:
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        cause = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    where = _program_frame(exc, program_dir)
+    return f"{where}: {cause}" if where else cause
+
+
+def _program_frame(exc: BaseException, program_dir: str) -> str:
+    """``file:line`` (relative to the program) of the innermost frame in the program's own code."""
+    root = os.path.join(os.path.realpath(program_dir), "")
+    found = ""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        for frame in traceback.extract_tb(current.__traceback__):
+            path = os.path.realpath(frame.filename)
+            if path.startswith(root) and f"{os.sep}site-packages{os.sep}" not in path:
+                found = f"{os.path.relpath(path, root)}:{frame.lineno}"
+        current = current.__cause__ or current.__context__
+        if found:
+            break
+    return found
 
 
 def _thread_loop_state() -> tuple[Any, bool]:
@@ -75,17 +102,92 @@ def _restore_thread_loop_state(state: tuple[Any, bool]) -> None:
         local._set_called = set_called
 
 
+class SecretObjectPlaceholder(dict[str, Any]):
+    """Stands in for a config object whose whole value is a secret: every key reads as a placeholder."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__()
+        self.key = key
+
+    def __missing__(self, name: str) -> str:
+        return f"{SECRET_PLACEHOLDER}-{self.key}.{name}"
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return self[name]
+
+
+# What a typed getter reads from a whole-secret placeholder (a secret's value is not known offline).
+_SECRET_TYPED: dict[str, Callable[[str], Any]] = {"_get_object": SecretObjectPlaceholder, "_get_int": lambda _k: 0,
+                 "_get_float": lambda _k: 0.0, "_get_bool": lambda _k: False}
+
+
+@contextlib.contextmanager
+def _secret_config_placeholders(cfg: StackConfig) -> Any:
+    """Config's object/int/float/bool getters (secret or not) on a value that is wholly `secure:`:
+    the placeholder string is no JSON or number, so give them a stand-in of the type asked for."""
+    secret = set(cfg.secret_keys)
+    originals = {name: getattr(pulumi.Config, name) for name in _SECRET_TYPED}
+
+    def wrap(name: str) -> Any:
+        original = originals[name]
+
+        def getter(self: pulumi.Config, key: str, *args: Any, **kwargs: Any) -> Any:
+            full = self.full_key(key)
+            if full in secret and cfg.config.get(full) == f"{SECRET_PLACEHOLDER}-{full}":
+                self._get(key, *args, **kwargs)  # as the SDK does: marks the key as read
+                return _SECRET_TYPED[name](full)
+            return original(self, key, *args, **kwargs)
+
+        return getter
+
+    for name in _SECRET_TYPED:
+        setattr(pulumi.Config, name, wrap(name))
+    try:
+        yield
+    finally:
+        for name, original in originals.items():
+            setattr(pulumi.Config, name, original)
+
+
+@contextlib.contextmanager
+def _stack_reference_outputs_checked(monitor: RecordingMonitor) -> Any:
+    """``StackReference.get_output`` of a name the referenced stack does not have is an error
+    naming stack and output (the SDK gives None, and the program runs on with it)."""
+    original = pulumi.StackReference.get_output
+
+    def get_output(self: pulumi.StackReference, name: pulumi.Input[str]) -> pulumi.Output[Any]:
+        def check(args: list[Any]) -> None:
+            output_name, outputs, stack = args
+            if outputs is not None and output_name not in outputs:
+                raise monitor.answers.missing_output(stack, output_name)
+
+        checked = pulumi.Output.all(pulumi.Output.from_input(name), self.outputs, self.name).apply(check)
+        # The SDK's own value, secret when the referenced stack marks it so.
+        return pulumi.Output.all(original(self, name), checked).apply(lambda v: v[0])
+
+    pulumi.StackReference.get_output = get_output  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        pulumi.StackReference.get_output = original  # type: ignore[method-assign]
+
+
 def _run_main(path: str) -> None:
     runpy.run_path(path, run_name="__main__")
 
 
-def run_stack(cfg: StackConfig, fast: bool = True) -> StackRun:
+def run_stack(cfg: StackConfig, fast: bool = True, offline: Offline | None = None) -> StackRun:
     """Run one stack of a program under mocks with fresh runtime state.
 
     ``fast``: with preflight's replacements of SDK internals, where they were
-    checked (``sdk_patches.fast_path_problem``); otherwise the SDK as published."""
+    checked (``sdk_patches.fast_path_problem``); otherwise the SDK as published.
+    ``offline``: the answers for what a preview would ask the cloud (invokes, stack references),
+    and whether to run as ``pulumi preview`` of a stack being created (computed outputs unknown,
+    ``is_dry_run()`` true) or with every computed output given its mock value (``--mock-computed``)."""
+    offline = offline or Offline()
+    preview = offline.preview
     start = time.perf_counter()
-    monitor = RecordingMonitor(cfg)
+    monitor = RecordingMonitor(cfg, offline)
     captured = io.StringIO()
     engine = CapturingEngine(captured)
     result = StackRun(config=cfg, resources=[], fast_path=fast and fast_path_problem() is None)
@@ -100,7 +202,9 @@ def run_stack(cfg: StackConfig, fast: bool = True) -> StackRun:
                 stack=cfg.stack,
                 monitor=monitor,
                 engine=engine,
-                dry_run=False,
+                # A preview of a stack being created: computed outputs of new
+                # resources are unknown, as `pulumi preview` hands them to the program.
+                dry_run=preview,
                 organization="organization",
                 root_directory=cfg.program_dir,
             )
@@ -143,12 +247,13 @@ def run_stack(cfg: StackConfig, fast: bool = True) -> StackRun:
         else:
             sys.path.append(entry_dir)
         patches = patched_sdk() if result.fast_path else contextlib.nullcontext()
-        with contextlib.redirect_stdout(captured), contextlib.redirect_stderr(captured), patches:
+        with contextlib.redirect_stdout(captured), contextlib.redirect_stderr(captured), patches, \
+                _stack_reference_outputs_checked(monitor), _secret_config_placeholders(cfg):
             contextvars.copy_context().run(run)
     except BaseException as exc:  # noqa: BLE001 - a failing program is a result, not a crash
         if isinstance(exc, KeyboardInterrupt):
             raise
-        result.error = _describe_error(exc)
+        result.error = _describe_error(exc, cfg.program_dir)
         result.traceback = traceback.format_exc()
     finally:
         os.chdir(old_cwd)
@@ -157,6 +262,10 @@ def run_stack(cfg: StackConfig, fast: bool = True) -> StackRun:
         purge_program_modules(cfg.program_dir)
         sys.modules.update(callers_modules)
 
+    if monitor.answers.problem is not None:
+        # Asked of the cloud and not answerable offline (the program may have caught it): the cause.
+        result.error = monitor.answers.problem
+    result.unexpanded = [f"{r.type} {r.name}" for r in monitor.unexpanded]
     result.resources = list(monitor.records)
     result.output = captured.getvalue()
     result.elapsed_ms = (time.perf_counter() - start) * 1000

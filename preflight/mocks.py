@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import hashlib
 import time
 import uuid
-from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from pulumi.runtime.mocks import MockCallArgs, Mocks
 
 from . import SECRET_PLACEHOLDER
-
-
-def digest(*parts: str) -> str:
-    return hashlib.sha256("\x00".join(parts).encode()).hexdigest()
+from .wire import digest
 
 
 def placeholder(urn: str, prop: str, length: int = 0) -> str:
@@ -124,29 +120,89 @@ def computed_outputs(type_: str, name: str, urn: str, inputs: dict[str, Any], re
     return rid, out
 
 
-_INVOKE_RESULTS: dict[str, Callable[[str], dict[str, Any]]] = {
-    "aws:index/getCallerIdentity:getCallerIdentity": lambda region: {
-        "accountId": "123456789012",
-        "arn": "arn:aws:iam::123456789012:user/preflight",
-        "userId": "AIDAPREFLIGHT",
-        "id": "123456789012",
-    },
-    "aws:index/getRegion:getRegion": lambda region: {"name": region, "region": region, "id": region},
-    "aws:index/getPartition:getPartition": lambda region: {"partition": "aws", "dnsSuffix": "amazonaws.com",
-                                                           "id": "aws"},
+_KNOWN_AT_PREVIEW = {
+    # Outputs a provider fills in at plan time, so `pulumi preview` already knows them for a
+    # resource being created: the auto-name and the region of a bucket.
+    "aws:s3/bucket:Bucket": frozenset({"bucket", "region"}),
+    "aws:s3/bucketV2:BucketV2": frozenset({"bucket", "region"}),
 }
 
 
-class InvokeMocks(Mocks):
-    """Answers provider function calls (invokes): empty unless well known."""
+def known_at_preview(type_: str, key: str) -> bool:
+    """Whether the computed output ``key`` of a resource of ``type_`` being created is known at preview."""
+    known = _KNOWN_AT_PREVIEW.get(type_)
+    return known is not None and key in known
 
-    def __init__(self, region: str) -> None:
+
+@dataclass(frozen=True)
+class Offline:
+    """What a run answers in place of the cloud and the engine: picklable, handed to workers."""
+
+    preview: bool = True
+    """As `pulumi preview` of a stack being created; False: computed outputs get mock values."""
+    invoke_answers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Invoke token -> result (``--invoke-answers``), over preflight's own answers."""
+    invoke_answers_file: str = ""
+    stack_outputs: dict[str, dict[str, Any]] | None = None
+    """Referenced stack name -> its outputs (``--stack-outputs``); None: no file given."""
+    stack_outputs_file: str = ""
+    allow_unexpanded: frozenset[str] = frozenset()
+    """Types of remote components accepted unexpanded (``--allow-unexpanded``)."""
+
+
+STACK_REFERENCE = "pulumi:pulumi:StackReference"
+
+
+class NoOfflineAnswer(Exception):
+    """A question a preview would put to the cloud or the engine that preflight cannot answer offline."""
+
+
+class InvokeMocks(Mocks):
+    """Answers provider function calls (invokes) and reads (``.get()``, stack references).
+
+    An invoke is answered from ``--invoke-answers``, else from ``invokes.KNOWN``; one with no answer
+    raises ``NoOfflineAnswer`` (kept in ``problem`` too: a program may catch and swallow it)."""
+
+    def __init__(self, region: str, offline: Offline | None = None) -> None:
         self.region = region
+        self.offline = offline or Offline()
+        self.problem: str | None = None
+
+    def fail(self, message: str) -> NoOfflineAnswer:
+        if self.problem is None:
+            self.problem = message
+        return NoOfflineAnswer(message)
 
     def call(self, args: MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]]]:
-        make = _INVOKE_RESULTS.get(args.token)
-        return (make(self.region) if make else {}), []
+        from .invokes import KNOWN
+
+        answer = self.offline.invoke_answers.get(args.token)
+        if answer is not None:
+            return dict(answer), []
+        make = KNOWN.get(args.token)
+        if make is None:
+            where = (f"add it to {self.offline.invoke_answers_file}" if self.offline.invoke_answers_file
+                     else "answer it with --invoke-answers FILE (YAML: the token, then the result's fields)")
+            raise self.fail(f"invoke {args.token} has no offline answer: {where}")
+        return make(dict(args.args), self.region), []
 
     def new_resource(self, args: Any) -> tuple[str, dict[str, Any]]:  # only used for ReadResource (`.get()`)
+        if args.typ == STACK_REFERENCE:
+            return self._stack_reference(str(args.inputs.get("name") or args.resource_id))
         return f"{args.name}-id", dict(args.inputs)
 
+    def _stack_reference(self, stack: str) -> tuple[str, dict[str, Any]]:
+        known = self.offline.stack_outputs
+        if known is None:
+            raise self.fail(f"StackReference {stack!r}: its outputs are not known offline: "
+                             "give them with --stack-outputs FILE (YAML: stack name, then its outputs)")
+        if stack not in known:
+            raise self.fail(f"StackReference {stack!r}: no such stack in {self.offline.stack_outputs_file}")
+        outputs = known[stack] or {}
+        secret = sorted(k for k, v in outputs.items() if isinstance(v, dict) and set(v) == {"secret"})
+        plain = {k: (v["secret"] if k in secret else v) for k, v in outputs.items()}
+        return stack, {"name": stack, "outputs": plain, "secretOutputNames": secret}
+
+    def missing_output(self, stack: str, name: str) -> NoOfflineAnswer:
+        return self.fail(f"StackReference {stack!r}: output {name!r} is not in "
+                          f"{self.offline.stack_outputs_file or '--stack-outputs'}")

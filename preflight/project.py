@@ -39,6 +39,8 @@ class StackConfig:
     config: dict[str, str] = field(default_factory=dict)
     """Namespaced keys -> values as the CLI passes them (scalars as strings, objects as JSON)."""
     secret_keys: list[str] = field(default_factory=list)
+    virtualenv: str = ""
+    """The program's own virtualenv (absolute), from ``runtime.options.virtualenv`` / toolchain; "" for none."""
 
 
 def _load_yaml(path: str) -> dict[str, Any]:
@@ -139,6 +141,25 @@ def _main_file(program_dir: str, info: dict[str, Any]) -> str:
     return path
 
 
+def _virtualenv(program_dir: str, info: dict[str, Any]) -> str:
+    """The virtualenv the program's ``Pulumi.yaml`` runs it with, as the language host picks it."""
+    runtime = info.get("runtime")
+    options = runtime.get("options") if isinstance(runtime, dict) else None
+    if not isinstance(options, dict):
+        return ""
+    toolchain = str(options.get("toolchain") or "pip")
+    venv = options.get("virtualenv")
+    if toolchain == "uv" and not venv:
+        venv = ".venv"  # uv's own default, as the language host uses it
+    if toolchain == "poetry" and not venv:
+        raise PreflightError("Pulumi.yaml: runtime toolchain poetry: preflight cannot ask poetry for its "
+                             "environment offline; name it with runtime.options.virtualenv")
+    if toolchain not in ("pip", "uv", "poetry"):
+        raise PreflightError(f"Pulumi.yaml: runtime toolchain {toolchain!r} is not one preflight knows "
+                             "(pip, uv, poetry)")
+    return os.path.join(program_dir, str(venv)) if venv else ""
+
+
 def load_stack(program_dir: str, stack: str) -> StackConfig:
     """Build the config of one stack: project defaults, then the stack file."""
     program_dir = os.path.abspath(program_dir)
@@ -187,4 +208,5 @@ def load_stack(program_dir: str, stack: str) -> StackConfig:
         main=_main_file(program_dir, info),
         config=config,
         secret_keys=sorted(secret_keys),
+        virtualenv=_virtualenv(program_dir, info),
     )

@@ -22,9 +22,10 @@ from google.protobuf import json_format, struct_pb2  # type: ignore[import-untyp
 from pulumi.runtime.mocks import MockMonitor
 from pulumi.runtime.proto import resource_pb2
 
-from .mocks import InvokeMocks, computed_outputs, digest, placeholder
+from .mocks import InvokeMocks, Offline, computed_outputs, known_at_preview, placeholder
 from .project import StackConfig
-from .wire import SECRET_SIG, SIG_KEY, downgrade_refs, mask_secrets, normalize_numbers, struct_to_dict
+from .transforms import apply_transforms
+from .wire import SECRET_SIG, SIG_KEY, digest, downgrade_refs, mask_secrets, normalize_numbers, struct_to_dict
 
 STACK_TYPE = "pulumi:pulumi:Stack"
 PROVIDER_PREFIX = "pulumi:providers:"
@@ -53,11 +54,22 @@ class ResourceRecord:
 class RecordingMonitor(MockMonitor):
     """A MockMonitor that records registrations the way the engine sees them."""
 
-    def __init__(self, cfg: StackConfig) -> None:
+    def __init__(self, cfg: StackConfig, offline: Offline | None = None) -> None:
+        offline = offline or Offline()
+        self.preview = offline.preview
+        """A preview of a stack being created (computed outputs unknown); False: every computed
+        output and id gets its mock value at once (``--mock-computed``)."""
         region = cfg.config.get("aws:region", "eu-central-1")
-        super().__init__(InvokeMocks(region))
+        self.answers = InvokeMocks(region, offline)
+        super().__init__(self.answers)
         self.cfg = cfg
         self.region = region
+        self.allow_unexpanded = offline.allow_unexpanded
+        self.unexpanded: list[ResourceRecord] = []
+        """Remote components (implemented in a provider plugin): nothing under them is known offline."""
+        self._transform_tokens: dict[str, list[str]] = {}
+        self._stack_transform_tokens: list[str] = []
+        self._parents: dict[str, str] = {}
         self.records: list[ResourceRecord] = []
         self._by_urn: dict[str, ResourceRecord] = {}
         self._lock = threading.Lock()
@@ -112,8 +124,34 @@ class RecordingMonitor(MockMonitor):
         self._add(record)
         return record
 
+    def RegisterStackTransform(self, request: Any) -> Any:
+        with self._lock:
+            self._stack_transform_tokens.append(request.token)
+        return super().RegisterStackTransform(request)  # type: ignore[no-untyped-call]
+
+    def _transform(self, request: Any, urn: str) -> Any:
+        """The registration after its transforms, in the engine's order: its own, each parent's, the stack's."""
+        own = [t.token for t in request.transforms]
+        with self._lock:
+            self._transform_tokens[urn] = own
+            tokens = list(own)
+            parent = request.parent
+            while parent:
+                tokens += self._transform_tokens.get(parent, [])
+                parent = self._parents.get(parent, "")
+            tokens += self._stack_transform_tokens
+            self._parents[urn] = request.parent
+        if not tokens:
+            return request
+        transformed = type(request)()
+        transformed.CopyFrom(request)
+        apply_transforms(transformed, tokens)
+        return transformed
+
     def RegisterResource(self, request: Any) -> Any:
         urn = self.make_urn(request.parent, request.type, request.name)
+        if request.type != STACK_TYPE:
+            request = self._transform(request, urn)
         if request.type == STACK_TYPE:
             self._add(
                 ResourceRecord(
@@ -140,6 +178,17 @@ class RecordingMonitor(MockMonitor):
             property_dependencies={k: sorted(v.urns) for k, v in sorted(request.propertyDependencies.items())},
         )
 
+        if request.remote:
+            # A multi-language component: the engine would ask its provider plugin to construct
+            # it, and what that creates underneath is never registered here. Fail closed.
+            with self._lock:
+                self.unexpanded.append(record)
+            if request.type not in self.allow_unexpanded:
+                self.answers.fail(
+                    f"{request.type} {request.name!r} is a component implemented in a provider plugin "
+                    "(remote=True, a multi-language component): the resources it creates exist only when "
+                    "the plugin runs at deploy time, so preflight cannot judge them; "
+                    f"pass --allow-unexpanded {request.type} to accept it unchecked")
         if not request.custom:
             # Components have no provider-side state; their outputs come from
             # register_outputs, so the engine returns nothing but the URN.
@@ -170,30 +219,38 @@ class RecordingMonitor(MockMonitor):
             else request.provider
         )
 
-        # What the program gets back: its inputs echoed (wire form, as the
-        # engine echoes them), plus computed values. Built on the Struct
-        # itself: a deserialize/serialize round trip through the SDK costs
-        # more than the rest of the registration.
+        # What the program gets back in a preview of a stack being created:
+        # its inputs echoed (wire form, as the engine echoes them) and, of the
+        # computed outputs, only those the provider fills in at plan time
+        # (auto-names); every other computed output, and the id, is unknown
+        # (left out: the SDK resolves a missing property of a preview as
+        # unknown). With --mock-computed, every computed output and the id get
+        # their mock value. Built on the Struct itself: a deserialize/serialize
+        # round trip through the SDK costs more than the rest of the registration.
         obj = struct_pb2.Struct()
         obj.CopyFrom(request.object)
         for key, value in outputs.items():
-            if key not in wire:
+            if key not in wire and (not self.preview or known_at_preview(request.type, key)):
                 obj[key] = wire[key] = value
-        if "id" not in wire:
+        if not self.preview and "id" not in wire:
             obj["id"] = wire["id"] = record.id
         for key in request.additionalSecretOutputs:
-            # The engine marks these secret; ones the mock cannot know get a placeholder.
+            # The engine marks these secret; at preview, one not known stays unknown,
+            # otherwise one the mock cannot know gets a placeholder.
             value = wire.get(key)
             if isinstance(value, dict) and value.get(SIG_KEY) == SECRET_SIG:
                 continue
             if value is None:
+                if self.preview:
+                    continue
                 length = raw.get("length")
                 value = placeholder(urn, key, int(length) if isinstance(length, (int, float)) else 0)
             obj[key] = wire[key] = {SIG_KEY: SECRET_SIG, "value": value}
         state = wire
         self._add(record)
         self.resources[urn] = MockMonitor.ResourceRegistration(urn, record.id, state)
-        return resource_pb2.RegisterResourceResponse(urn=urn, id=record.id, object=obj)
+        # The id of a resource not yet created is unknown at preview (the SDK reads "" as unknown).
+        return resource_pb2.RegisterResourceResponse(urn=urn, id="" if self.preview else record.id, object=obj)
 
 
 def _options_dict(request: Any) -> dict[str, Any]:

@@ -26,6 +26,8 @@ class StackResult:
     elapsed_ms: float = 0.0
     judged: dict[str, list[str]] = field(default_factory=dict)
     """Policy name -> URNs it judged (see analyzer.Analysis)."""
+    unchecked: list[str] = field(default_factory=list)
+    """"type name" of components accepted unexpanded (--allow-unexpanded): what they create is not judged."""
 
 
 def _urn_parts(urn: str) -> tuple[str, str]:
@@ -83,9 +85,13 @@ def write_text(results: list[StackResult], out: TextIO) -> None:
             name, typ = _urn_parts(v.urn)
             where = f"{name} ({typ})" if name else "stack"
             controls = f" [{', '.join(v.controls)}]" if v.controls else ""
-            out.write(f"   {v.enforcement.upper():9} {v.policy}{controls}  {where}\n")
+            label = f"{v.enforcement.upper()}{' NOT JUDGED' if v.not_judged else ''}"
+            out.write(f"   {label:9} {v.policy}{controls}  {where}\n")
             for line in v.message.splitlines():
                 out.write(f"             {line}\n")
+        for item in r.unchecked:
+            out.write(f"   UNCHECKED {item}: a component from a provider plugin, accepted unexpanded "
+                      "(--allow-unexpanded); what it creates was not judged\n")
         insecure = insecure_connections(r)
         if insecure:
             out.write(f"   insecure connections ({len(insecure)}; not blocked, tell the client):\n")
@@ -95,10 +101,18 @@ def write_text(results: list[StackResult], out: TextIO) -> None:
     mandatory = mandatory_count(results)
     advisory = sum(1 for r in results for v in r.violations if v.enforcement == "advisory")
     errors = sum(1 for r in results if r.error)
-    verdict = "ERROR" if errors else ("FAIL" if mandatory else "PASS")
+    not_judged = sum(1 for r in results for v in r.violations if v.not_judged)
+    unjudged_mandatory = sum(1 for r in results for v in r.violations if v.not_judged and v.enforcement == "mandatory")
+    unchecked = sum(len(r.unchecked) for r in results)
+    verdict = "ERROR" if errors else ("FAIL" if mandatory > unjudged_mandatory else
+                                      "INCOMPLETE" if mandatory else
+                                      f"PASS WITH {unchecked} UNCHECKED COMPONENTS" if unchecked else "PASS")
     out.write(
         f"preflight: {verdict}: {len(results)} stacks, {mandatory} mandatory, {advisory} advisory"
-        f" violations, {errors} stack errors\n"
+        f" violations, {errors} stack errors"
+        + (f"; {not_judged} policy checks could not run (a value they read is unknown at preview;"
+           f" {unjudged_mandatory} of them mandatory, never a PASS)" if not_judged else "")
+        + "\n"
     )
 
 
@@ -117,10 +131,12 @@ def verdict_json(results: list[StackResult]) -> dict[str, Any]:
                         "enforcement": v.enforcement,
                         "urn": v.urn,
                         "message": v.message,
+                        "not_judged": v.not_judged,
                     }
                     for v in r.violations
                 ],
                 "insecure_connections": insecure_connections(r),
+                "unchecked": r.unchecked,
             }
             for r in results
         ]

@@ -7,6 +7,7 @@ outputs are objects tagged with a signature key.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from typing import Any
 
@@ -17,6 +18,11 @@ SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
 RESOURCE_SIG = "5cf8f73096256a8f31e491e813e4eb8e"
 OUTPUT_SIG = "d0e6a833031e9bbcd3f4e8bde6ca49a4"
 UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
+
+
+def digest(*parts: str) -> str:
+    """sha256 hex of the parts: the seed of every value preflight makes up (ids, keys, names)."""
+    return hashlib.sha256("\x00".join(parts).encode()).hexdigest()
 
 
 def normalize_numbers(value: Any) -> Any:

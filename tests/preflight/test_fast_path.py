@@ -48,7 +48,7 @@ def programs(tmp_path_factory) -> list[Path]:
     """Every program directory there is: the examples, the fixtures, the corpus, and a 50-operator stack."""
     team = tmp_path_factory.mktemp("team") / "program"
     team.mkdir()
-    for name in ("Pulumi.yaml", "__main__.py", "components"):
+    for name in ("Pulumi.yaml", "__main__.py", "components", ".venv"):
         os.symlink(ROOT / name, team / name)
     data = yaml.safe_load((ROOT / "Pulumi.example-private.yaml").read_text())
     for key, value in team_config("example-private", 50).items():
@@ -56,7 +56,10 @@ def programs(tmp_path_factory) -> list[Path]:
     (team / "Pulumi.team50.yaml").write_text(yaml.safe_dump(data))
     corpus = sorted(p.parent for p in (ROOT / "tests" / "corpus").glob("*/Pulumi.yaml"))
     assert corpus, "the corpus programs moved"
-    return [ROOT, *(FIXTURES / name for name in PROGRAM_FIXTURES), *corpus, team]
+    # preflight's own corpus of third-party-style constructs (transforms, invokes, unknowns...).
+    constructs = sorted(p.parent for p in (Path(__file__).resolve().parent / "programs").glob("*/Pulumi.yaml"))
+    assert len(constructs) >= 8, "the construct programs moved"
+    return [ROOT, *(FIXTURES / name for name in PROGRAM_FIXTURES), *corpus, *constructs, team]
 
 
 def _preflight(programs: list[Path], out: Path, *flags: str) -> tuple[subprocess.CompletedProcess, dict, dict]:

@@ -15,6 +15,7 @@ import sys
 import pytest
 
 from preflight.project import load_stack
+from preflight.wire import UNKNOWN
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures")
@@ -66,11 +67,11 @@ def test_verdict_json_has_exact_shape(fleet):
     _, verdict, _ = fleet
     assert set(verdict) == {"stacks"}
     for s in verdict["stacks"]:
-        assert set(s) == {"program", "stack", "resources", "error", "violations", "insecure_connections"}
+        assert set(s) == {"program", "stack", "resources", "error", "violations", "insecure_connections", "unchecked"}
         assert isinstance(s["insecure_connections"], list)
         assert isinstance(s["resources"], int)
         for v in s["violations"]:
-            assert set(v) == {"policy", "controls", "enforcement", "urn", "message"}
+            assert set(v) == {"policy", "controls", "enforcement", "urn", "message", "not_judged"}
             assert v["enforcement"] in ("mandatory", "advisory")
             assert isinstance(v["controls"], list)
 
@@ -95,6 +96,7 @@ def test_violations_carry_policy_controls_and_message(fleet):
         "enforcement": "mandatory",
         "urn": "urn:pulumi:open-ssh::fixture::hcloud:index/firewall:Firewall::fw",
         "message": ssh["message"],
+        "not_judged": False,
     }
     assert "Port 22 is open" in ssh["message"]
     assert by_policy["random-password-min-length"]["controls"] == ["SEC-01", "BKP-03"]
@@ -143,14 +145,26 @@ def test_resource_options_are_recorded(fleet):
     assert volume["deleteBeforeReplaceDefined"] is False
 
 
-def test_inputs_use_wire_names_and_computed_ids_flow(fleet):
+def test_inputs_use_wire_names_and_computed_ids_are_unknown_at_preview(fleet):
     _, verdict, resources = fleet
     res = _resources(resources, "clean", verdict_doc=verdict)
     server = _by_name(res, "app-host-server")["inputs"]
     assert server["serverType"] == "cx33"
+    # The firewall is being created: its id is unknown at preview, as the engine hands it on.
+    assert server["firewallIds"] == [UNKNOWN]
+    assert _by_name(res, "fw")["inputs"]["rules"][0]["sourceIps"] == ["0.0.0.0/0", "::/0"]
+
+
+def test_mock_computed_gives_ids_and_secret_outputs_mock_values(tmp_path):
+    out = tmp_path / "resources.json"
+    proc = preflight("--program", MAIN, "--stack", "clean", "--mock-computed", "--resources", str(out))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "--mock-computed: computed outputs of new resources were given mock values" in proc.stdout
+    res = json.loads(out.read_text())["stacks"][0]["resources"]
+    server = _by_name(res, "app-host-server")["inputs"]
     # The firewall id came back from the mock as a numeric hcloud id.
     assert isinstance(server["firewallIds"][0], int)
-    assert _by_name(res, "fw")["inputs"]["rules"][0]["sourceIps"] == ["0.0.0.0/0", "::/0"]
+    assert server["labels"]["result-probe"] == "yes"  # additionalSecretOutputs got a placeholder
 
 
 def test_default_provider_is_synthesized_with_stack_config(fleet):
@@ -198,7 +212,7 @@ def test_secrets_are_masked_and_placeholders_reach_the_program(fleet):
     assert password["inputs"]["keepers"] == {"db": "[secret]"}
     labels = _by_name(res, "app-host-server")["inputs"]["labels"]
     assert labels["config-probe"] == "yes"  # secure: config value is a placeholder
-    assert labels["result-probe"] == "yes"  # additionalSecretOutputs got a placeholder
+    assert labels["result-probe"] == UNKNOWN  # a generated password is unknown at preview
     assert labels["team"] == "ops"  # object config arrives JSON-encoded
 
 
@@ -225,12 +239,19 @@ def test_violating_stack_exits_1():
     assert "hcloud-firewall-no-public-ssh" in proc.stdout and "ACC-02" in proc.stdout
 
 
-def test_program_raising_run_error_exits_2_with_its_message_only():
+def test_program_raising_run_error_exits_2_with_its_message_and_place_only():
     proc = preflight("--program", OTHER, "--stack", "solo", "--json", "-")
     assert proc.returncode == 2
     stack = json.loads(proc.stdout)["stacks"][0]
-    assert stack["error"] == "stack solo: other:mode is `raise`; set it to `calm`"
+    # Stack, the program's file:line (relative to the program), the cause: one line.
+    assert stack["error"] == "stack solo: app/__main__.py:11: other:mode is `raise`; set it to `calm`"
     assert "Traceback" not in proc.stderr
+
+
+def test_debug_adds_the_traceback():
+    proc = preflight("--program", OTHER, "--stack", "solo", "--debug")
+    assert proc.returncode == 2
+    assert "Traceback (most recent call last)" in proc.stderr and 'app/__main__.py", line 11' in proc.stderr
 
 
 def test_bad_stack_config_exits_2_naming_the_stack_and_key():

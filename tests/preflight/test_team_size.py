@@ -22,14 +22,14 @@ USER_DATA_BUDGET = 16 * 1024
 def test_fifty_operators_preview_clean_and_fit(tmp_path):
     program = tmp_path / "program"
     program.mkdir()
-    for name in ("Pulumi.yaml", "__main__.py", "components"):
+    for name in ("Pulumi.yaml", "__main__.py", "components", ".venv"):
         os.symlink(ROOT / name, program / name)
     data = yaml.safe_load((ROOT / "Pulumi.example-private.yaml").read_text())
     for key, value in team_config("example-private", OPERATORS).items():
         data["config"][f"odoo-hosting:{key}"] = value
     (program / "Pulumi.team50.yaml").write_text(yaml.safe_dump(data))
     verdict, resources = tmp_path / "verdict.json", tmp_path / "resources.json"
-    proc = subprocess.run([sys.executable, "-m", "preflight", "--program", str(program), "--stack", "team50",
+    proc = subprocess.run([sys.executable, "-m", "preflight", "--mock-computed", "--program", str(program), "--stack", "team50",
                            "--policy-pack", str(ROOT / "policies"), "--json", str(verdict),
                            "--resources", str(resources), "--quiet"],
                           cwd=ROOT, capture_output=True, text=True, timeout=300)

@@ -1,0 +1,48 @@
+"""Transforms: a stack transform protects volumes and labels everything; a resource's own
+transform opens SSH to the world (the pack must see the rule the engine would create)."""
+
+import pulumi
+import pulumi_hcloud as hcloud
+
+
+def protect_and_label(args: pulumi.ResourceTransformArgs) -> pulumi.ResourceTransformResult | None:
+    props = dict(args.props)
+    if args.type_.startswith("hcloud:") and args.custom:
+        props["labels"] = {**(props.get("labels") or {}), "managed-by": "transforms"}
+    opts = args.opts
+    if args.type_ == "hcloud:index/volume:Volume":
+        opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(protect=True))
+    return pulumi.ResourceTransformResult(props=props, opts=opts)
+
+
+def open_ssh(args: pulumi.ResourceTransformArgs) -> pulumi.ResourceTransformResult:
+    rules = [{**rule, "sourceIps": ["0.0.0.0/0"]} if rule.get("port") == "22" else rule
+             for rule in args.props["rules"]]
+    return pulumi.ResourceTransformResult(props={**args.props, "rules": rules}, opts=args.opts)
+
+
+pulumi.runtime.register_resource_transform(protect_and_label)
+hcloud.Volume("data", size=10, location="fsn1")
+hcloud.Firewall(
+    "ssh",
+    rules=[hcloud.FirewallRuleArgs(direction="in", protocol="tcp", port="22", source_ips=["192.0.2.10/32"])],
+    opts=pulumi.ResourceOptions(transforms=[open_ssh]),
+)
+
+
+def tier(args: pulumi.ResourceTransformArgs) -> pulumi.ResourceTransformResult | None:
+    if not args.custom:
+        return None
+    return pulumi.ResourceTransformResult(props={**args.props, "labels": {**(args.props.get("labels") or {}),
+                                                                           "tier": "backend"}}, opts=args.opts)
+
+
+class Backend(pulumi.ComponentResource):
+    def __init__(self, name: str, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("acme:index:Backend", name, None, opts)
+        hcloud.Network(f"{name}-net", ip_range="10.0.0.0/16", opts=pulumi.ResourceOptions(parent=self))
+        self.register_outputs({})
+
+
+# A component's transforms apply to its children, before the stack's.
+Backend("backend", opts=pulumi.ResourceOptions(transforms=[tier]))
