@@ -22,6 +22,7 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import datetime
 import ipaddress
 import json
@@ -32,6 +33,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -303,6 +305,29 @@ class AppHost:
                                   and r["inputs"]["name"] == spec.name)
         self.run(recorded)
         return time.monotonic() - started
+
+    def recorded_inputs(self, role: str) -> dict[str, Any]:
+        """A deep copy of the recorded inputs of the container with role label ``role``."""
+        name = self.specs[role].name
+        return copy.deepcopy(next(r["inputs"] for r in self.recorded if r["type"] == CONTAINER_TYPE
+                                  and r["inputs"]["name"] == name))
+
+    def weakened(self, role: str, suffix: str, change: Callable[[dict[str, Any]], None]) -> str:
+        """A copy of a recorded container with one setting weakened by ``change`` (a counterpart
+        that a check must fail on), named ``<name>-<suffix>``, without network aliases (so it never
+        takes the real one's traffic). Returns its id."""
+        assert self.client is not None
+        inputs = self.recorded_inputs(role)
+        inputs["name"] = f"{inputs['name']}-{suffix}"
+        inputs["networksAdvanced"] = [{"name": n["name"]} for n in inputs["networksAdvanced"]]
+        change(inputs)
+        return create_container(self.client, translate_container(inputs, self.images, self.root))
+
+    def in_data(self, script: str) -> None:
+        """Run a shell script where the data volume is (the engine's mount namespace)."""
+        assert self.engine is not None
+        result = self.engine.in_mount_ns("/bin/sh", "-c", script)
+        assert result.returncode == 0, result.stderr
 
     def health(self) -> dict[str, str]:
         assert self.client is not None
