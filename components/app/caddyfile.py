@@ -25,6 +25,10 @@ TLS_PROTOCOLS = ("tls1.2", "tls1.3")
 ODOO_HTTP_PORT = 8069
 ODOO_GEVENT_PORT = 8072
 WEBSOCKET_PATHS = ("/websocket", "/websocket/*", "/longpolling/*")
+UPSTREAM_RETRY_SECONDS = 30
+"""CD-01: while Odoo is being replaced, a request whose dial fails is retried (every 250 ms, for at
+most this long) instead of answered 502: the switch to the new container loses no request."""
+_UPSTREAM_RETRY = (f"\t\tlb_try_duration {UPSTREAM_RETRY_SECONDS}s", "\t\tlb_try_interval 250ms")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -101,8 +105,12 @@ def render_caddyfile(site: ProxySite) -> str:
         f'\theader Strict-Transport-Security "max-age={HSTS_MAX_AGE}; includeSubDomains"',
         "\theader -Server",
         f"\t@odoo_websocket path {' '.join(WEBSOCKET_PATHS)}",
-        f"\treverse_proxy @odoo_websocket {site.upstream}:{site.upstream_gevent_port}",
-        f"\treverse_proxy {site.upstream}:{site.upstream_http_port}",
+        f"\treverse_proxy @odoo_websocket {site.upstream}:{site.upstream_gevent_port} {{",
+        *_UPSTREAM_RETRY,
+        "\t}",
+        f"\treverse_proxy {site.upstream}:{site.upstream_http_port} {{",
+        *_UPSTREAM_RETRY,
+        "\t}",
         "}",
         "",
         "# Plain HTTP answers only with a permanent redirect to HTTPS.",
