@@ -203,6 +203,7 @@ class AppHost:
         self.vpn_peer, self.vpn_attacker, self.vpn_bystander = (str(subnet.network_address + n) for n in (10, 66, 77))
         self.secrets = {DB_PASSWORD: secrets.token_urlsafe(30), ODOO_ADMIN_PASSWORD: secrets.token_urlsafe(30)}
         self.specs: dict[str, ContainerSpec] = {}
+        self.resources: dict[str, dict[str, Any]] = {}
         self.ids: dict[str, str] = {}
         self.images: dict[str, str] = {}
         self.engine: Engine | None = None
@@ -284,33 +285,46 @@ class AppHost:
                 create_network(self.client, resource["inputs"])
         for resource in self.recorded:
             if resource["type"] == CONTAINER_TYPE:
-                self.run(resource["inputs"])
+                spec = self.run(resource["inputs"], logical_name=resource["name"])
+                self.resources[spec.role] = resource
         others = {r["type"] for r in self.recorded} - {NETWORK_TYPE, CONTAINER_TYPE, "pulumi:providers:docker"}
         assert not others, f"recorded Docker resources without a translation: {others}"
 
-    def run(self, inputs: dict[str, Any]) -> ContainerSpec:
+    def run(self, inputs: dict[str, Any], logical_name: str) -> ContainerSpec:
+        """Create and start one container; it becomes the one of its role."""
         assert self.client is not None
-        spec = translate_container(inputs, self.images, self.root)
+        spec = translate_container(inputs, self.images, self.root, logical_name=logical_name)
         self.ids[spec.role] = create_container(self.client, spec)
         self.specs[spec.role] = spec
         return spec
 
-    def replace(self, role: str, inputs: dict[str, Any] | None = None) -> float:
-        """Replace one container as ``pulumi up`` does (delete_before_replace); seconds it took."""
+    def replace(self, role: str, inputs: dict[str, Any] | None = None, delete_first: bool | None = None) -> None:
+        """Replace one container as ``pulumi up`` does for a new image or configuration: with
+        ``delete_before_replace`` the old one is stopped (its grace period) and removed, then the
+        new one created; otherwise the new one is created first (and, with the recorded ``wait``,
+        waited for until healthy, as the provider does), then the old one is deleted."""
         assert self.client is not None
-        spec = self.specs[role]
-        started = time.monotonic()
-        remove_container(self.client, spec.name, spec.stop_timeout)
-        recorded = inputs or next(r["inputs"] for r in self.recorded if r["type"] == CONTAINER_TYPE
-                                  and r["inputs"]["name"] == spec.name)
-        self.run(recorded)
-        return time.monotonic() - started
+        resource = self.resources[role]
+        if delete_first is None:
+            delete_first = bool(resource["options"]["deleteBeforeReplace"])
+        old_spec, old_id = self.specs[role], self.ids[role]
+        new_inputs = copy.deepcopy(inputs or resource["inputs"])
+        if delete_first:
+            remove_container(self.client, old_id, old_spec.stop_timeout)
+            self.run(new_inputs, logical_name=resource["name"])
+            return
+        spec = self.run(new_inputs, logical_name=resource["name"])
+        if spec.wait:
+            deadline = time.monotonic() + spec.wait_timeout
+            while self.client.api.inspect_container(self.ids[role])["State"].get("Health", {}).get("Status") != \
+                    "healthy":
+                assert time.monotonic() < deadline, f"{spec.name} not healthy within {spec.wait_timeout}s"
+                time.sleep(0.2)
+        remove_container(self.client, old_id, old_spec.stop_timeout)
 
     def recorded_inputs(self, role: str) -> dict[str, Any]:
         """A deep copy of the recorded inputs of the container with role label ``role``."""
-        name = self.specs[role].name
-        return copy.deepcopy(next(r["inputs"] for r in self.recorded if r["type"] == CONTAINER_TYPE
-                                  and r["inputs"]["name"] == name))
+        return copy.deepcopy(self.resources[role]["inputs"])
 
     def weakened(self, role: str, suffix: str, change: Callable[[dict[str, Any]], None]) -> str:
         """A copy of a recorded container with one setting weakened by ``change`` (a counterpart
@@ -318,7 +332,7 @@ class AppHost:
         takes the real one's traffic). Returns its id."""
         assert self.client is not None
         inputs = self.recorded_inputs(role)
-        inputs["name"] = f"{inputs['name']}-{suffix}"
+        inputs["name"] = f"{self.specs[role].name}-{suffix}"
         inputs["networksAdvanced"] = [{"name": n["name"]} for n in inputs["networksAdvanced"]]
         change(inputs)
         return create_container(self.client, translate_container(inputs, self.images, self.root))

@@ -142,7 +142,16 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if path == "/web/health":
             self.reply(200, json.dumps({"status": "pass"}), "application/json")
         elif path == "/web/login":
-            self.reply(200, "<html><body><form method='post'>login</form></body></html>")
+            # Odoo's login page reads the database (session, company, users): so does this one.
+            try:
+                with connect(self.options) as conn, conn.cursor() as cur:
+                    cur.execute("SELECT count(*) FROM res_users")
+                    users = cur.fetchone()[0]
+            except psycopg2.Error as error:
+                logging.getLogger("odoo.http").error("database unavailable: %s", type(error).__name__)
+                self.reply(500, "Internal Server Error")
+                return
+            self.reply(200, f"<html><body><form method='post'>login ({users} users)</form></body></html>")
         elif path == "/":
             self.reply(303, "", headers=[("Location", "/web/login")])
         else:

@@ -86,7 +86,7 @@ def test_iso02_every_recorded_input_is_applied_by_the_engine(app_host):
         assert spec.translated == set(recorded), role
         info = api.inspect_container(app_host.ids[role])
         config, hc = info["Config"], info["HostConfig"]
-        assert info["Name"] == "/" + recorded["name"]
+        assert info["Name"] == "/" + recorded.get("name", spec.name)
         assert {x["label"]: x["value"] for x in recorded["labels"]}.items() <= config["Labels"].items()
         assert set(recorded["envs"]) <= set(config["Env"])
         assert config["Entrypoint"] == recorded.get("entrypoints", config["Entrypoint"])

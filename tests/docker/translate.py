@@ -21,6 +21,7 @@ stop timeout used when the container is removed.
 from __future__ import annotations
 
 import re
+import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,6 +64,9 @@ class ContainerSpec:
     host_config: dict[str, Any] = field(default_factory=dict)
     networks: list[tuple[str, list[str]]] = field(default_factory=list)
     stop_timeout: int = 10
+    wait: bool = False
+    """pulumi-docker's ``wait``: creation waits until the container is healthy."""
+    wait_timeout: int = 60
     translated: set[str] = field(default_factory=set)
 
 
@@ -140,13 +144,23 @@ def _ignore_name(spec: ContainerSpec, value: str) -> None:
     spec.name = value
 
 
-def translate_container(inputs: Mapping[str, Any], images: Mapping[str, str], host_root: Path) -> ContainerSpec:
-    """The engine calls for one recorded container; ``images`` maps role -> local image."""
+def autoname(logical_name: str) -> str:
+    """A name as Pulumi's auto-naming makes one: the logical name and a random suffix."""
+    return f"{logical_name}-{secrets.token_hex(4)[:7]}"
+
+
+def translate_container(inputs: Mapping[str, Any], images: Mapping[str, str], host_root: Path,
+                        logical_name: str | None = None) -> ContainerSpec:
+    """The engine calls for one recorded container; ``images`` maps role -> local image. Without
+    a ``name`` input the container is auto-named from ``logical_name``, as Pulumi does."""
     labels = {item["label"]: item["value"] for item in inputs.get("labels", [])}
     role = labels.get(ROLE_LABEL)
     if role not in images:
         raise Untranslated(f"no local image for role {role!r}")
-    spec = ContainerSpec(name=inputs["name"], role=role, recorded_image=inputs["image"])
+    if "name" not in inputs and not logical_name:
+        raise Untranslated("a container without a name input needs its logical name (auto-naming)")
+    spec = ContainerSpec(name=inputs.get("name") or autoname(str(logical_name)), role=role,
+                         recorded_image=inputs["image"])
     spec.create["image"] = images[role]
     handlers: dict[str, Callable[[ContainerSpec, Any], None]] = {
         "name": _ignore_name,
@@ -173,6 +187,8 @@ def translate_container(inputs: Mapping[str, Any], images: Mapping[str, str], ho
         "networksAdvanced": _networks,
         "ports": _ports,
         "destroyGraceSeconds": _grace,
+        "wait": lambda s, v: setattr(s, "wait", bool(v)),
+        "waitTimeout": lambda s, v: setattr(s, "wait_timeout", int(v)),
     }
     for key, value in inputs.items():
         if key not in handlers:
