@@ -21,19 +21,17 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import re
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tests.conftest import example_settings  # noqa: E402
-from tests.docker.host import CLIENT_SCRIPT, AppHost, recorded_resources  # noqa: E402
+from tests.docker.host import AppHost, recorded_resources  # noqa: E402
 from tests.system.helpers import Namespaces  # noqa: E402
 
 ROLES = ("odoo", "proxy", "database")
@@ -57,27 +55,6 @@ def before_issue_15(recorded: list[dict]) -> list[dict]:
     return old
 
 
-def measure(host: AppHost, role: str, workdir: Path) -> dict:
-    ns, _, _ = host.site()
-    stop = workdir / f"stop-{role}-{time.monotonic_ns()}"
-    spec = {**host.job("load", "/web/login"), "stop": str(stop)}
-    load = host.netns.spawn(ns, sys.executable, str(CLIENT_SCRIPT), "load", json.dumps(spec))
-    time.sleep(2)
-    started = time.monotonic()
-    host.replace(role)
-    host.wait_healthy(timeout=180)
-    time.sleep(2)
-    stop.touch()
-    out, _ = load.communicate(timeout=30)
-    samples = json.loads(out)
-    window = [s for s in samples if s[1] >= started - 0.5]
-    ok_ends = [s[1] for s in window if s[2] == 200]
-    failed = sum(1 for s in window if s[2] != 200)
-    gaps = [b - a for a, b in zip(ok_ends, ok_ends[1:], strict=False)]
-    return {"role": role, "requests": len(window), "failed": failed, "longest_gap_s": max(gaps, default=float("inf")),
-            "replace_s": time.monotonic() - started}
-
-
 def run(stack: str, recorded: list[dict], label: str, log) -> list[dict]:
     netns = Namespaces()
     workdir = Path(tempfile.mkdtemp(prefix=f"bench-update-{label}-"))
@@ -86,7 +63,7 @@ def run(stack: str, recorded: list[dict], label: str, log) -> list[dict]:
         host.start()
         host.deploy()
         host.wait_healthy(timeout=180)
-        return [measure(host, role, workdir) for role in ROLES]
+        return [host.replace_under_load(role) for role in ROLES]
     finally:
         try:
             host.stop()
@@ -110,14 +87,15 @@ def main() -> int:
                 results.setdefault(label, {}).setdefault(row["role"], []).append(row)
     print(f"CD-01 update downtime, {args.stack}, {args.runs} run(s) each (median); a client requests "
           "GET /web/login through the proxy back to back")
-    print(f"{'variant':8} {'replaced':9} {'longest gap (s)':>16} {'failed':>7} {'requests':>9} {'replace (s)':>12}")
+    print(f"{'variant':8} {'replaced':9} {'longest gap (s)':>16} {'failed':>7} {'requests':>9} "
+          f"{'until healthy (s)':>18}")
     for label, by_role in results.items():
         for role in ROLES:
             rows = by_role[role]
             print(f"{label:8} {role:9} {statistics.median(r['longest_gap_s'] for r in rows):16.2f} "
                   f"{statistics.median(r['failed'] for r in rows):7.0f} "
                   f"{statistics.median(r['requests'] for r in rows):9.0f} "
-                  f"{statistics.median(r['replace_s'] for r in rows):12.2f}")
+                  f"{statistics.median(r['healthy_after_s'] for r in rows):18.2f}")
     return 0
 
 

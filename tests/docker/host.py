@@ -386,6 +386,34 @@ class AppHost:
         result = self.netns.run(ns, sys.executable, str(CLIENT_SCRIPT), "get", json.dumps(jobs), timeout=timeout)
         return json.loads(result.stdout)
 
+    def replace_under_load(self, role: str, delete_first: bool | None = None, until_healthy: bool = True,
+                           settle: float = 2.0) -> dict[str, Any]:
+        """Replace ``role`` (:meth:`replace`) while a client in the site's namespace requests
+        ``GET /web/login`` through the proxy back to back; then wait until all are healthy.
+        Returns the requests in the window, the failed ones, the longest gap between two
+        successful answers (seconds) and how long the replacement took until all were healthy
+        (``until_healthy=False``: the client keeps going ``settle`` seconds after the replacement)."""
+        ns, _, _ = self.site()
+        stop = self.workdir / f"stop-{role}-{time.monotonic_ns()}"
+        load = self.netns.spawn(ns, sys.executable, str(CLIENT_SCRIPT), "load",
+                                json.dumps({**self.job("load", "/web/login"), "stop": str(stop)}))
+        time.sleep(2)
+        started = time.monotonic()
+        try:
+            self.replace(role, delete_first=delete_first)
+            if until_healthy:
+                self.wait_healthy(timeout=180)
+            healthy_after = time.monotonic() - started
+            time.sleep(settle)
+        finally:
+            stop.touch()
+            out, _ = load.communicate(timeout=30)
+        window = [s for s in json.loads(out) if s[1] >= started - 0.5]
+        ok_ends = [s[1] for s in window if s[2] == 200]
+        gaps = [b - a for a, b in zip(ok_ends, ok_ends[1:], strict=False)]
+        return {"role": role, "requests": len(window), "failed": sum(1 for s in window if s[2] != 200),
+                "longest_gap_s": max(gaps, default=float("inf")), "healthy_after_s": healthy_after}
+
     def stop(self) -> None:
         if self.engine is not None:
             self.engine.stop()

@@ -378,3 +378,20 @@ def test_engine_runs_with_the_rendered_daemon_json(app_host):
     assert info["LiveRestoreEnabled"] is True
     ruleset = app_host.netns.run(app_host.host, app_host.nft, "list", "ruleset").stdout
     assert "table inet odoo_hosting" in ruleset and "DOCKER" in ruleset
+
+
+# ---- CD-01: replacement (last: it replaces the containers the tests above looked at) ------------------
+
+def test_cd01_odoo_is_replaced_without_a_failed_request_and_delete_first_is_not(app_host):
+    """The recorded replace options: the new Odoo is created and healthy before the old one goes,
+    the proxy retries meanwhile. Counterpart: the same replacement delete-first fails requests.
+    (The gaps themselves are figures of `make bench-update`, not asserted here.)"""
+    old = app_host.specs["odoo"].name
+    assert app_host.resources["odoo"]["options"]["deleteBeforeReplace"] is False
+    seen = app_host.replace_under_load("odoo")
+    assert seen["failed"] == 0 and seen["requests"] > 10, seen
+    names = {c.name for c in app_host.client.containers.list(all=True)}
+    assert old not in names and app_host.specs["odoo"].name in names
+    assert app_host.health() == {"database": "healthy", "odoo": "healthy", "proxy": "healthy"}
+    seen = app_host.replace_under_load("odoo", delete_first=True, until_healthy=False, settle=6.0)
+    assert seen["failed"] > 0 or seen["longest_gap_s"] > 1.0, seen
