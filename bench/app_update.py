@@ -10,7 +10,7 @@ container, the longest gap between two successful answers and the failed request
 Two runs:
 
 * ``before``: every container delete-before-replace, no proxy retries (the program
-  before issue 15; the recorded Caddyfile without its ``lb_try_*`` lines);
+  before issue 15; the recorded Caddyfile's upstreams without their retry block);
 * ``now``: what the program records (its replace options, ``wait``, the Caddyfile).
 
 Needs root and tests/system-packages.txt (docker.io, mmdebstrap, nftables). Not part of
@@ -35,7 +35,8 @@ from tests.docker.host import AppHost, recorded_resources  # noqa: E402
 from tests.system.helpers import Namespaces  # noqa: E402
 
 ROLES = ("odoo", "proxy", "database")
-RETRY_LINE = re.compile(r"^\t+lb_try_(duration|interval) .*\n", re.M)
+UPSTREAM_BLOCK = re.compile(r"(\treverse_proxy [^\n{]+) \{\n(?:\t\t[^\n]*\n)*\t\}\n")
+"""A reverse_proxy line with its block of retry settings: before issue 15 it was the line alone."""
 
 
 def before_issue_15(recorded: list[dict]) -> list[dict]:
@@ -51,7 +52,8 @@ def before_issue_15(recorded: list[dict]) -> list[dict]:
         inputs.pop("waitTimeout", None)
         role = next(x["value"] for x in inputs["labels"] if x["label"] == "odoo-hosting/role")
         inputs.setdefault("name", f"{resource['name'].rsplit('-app-', 1)[0]}-{role}")
-        inputs["envs"] = [RETRY_LINE.sub("", e) if e.startswith("CADDYFILE=") else e for e in inputs["envs"]]
+        inputs["envs"] = [UPSTREAM_BLOCK.sub(r"\1\n", e) if e.startswith("CADDYFILE=") else e
+                          for e in inputs["envs"]]
     return old
 
 

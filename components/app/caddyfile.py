@@ -28,7 +28,10 @@ WEBSOCKET_PATHS = ("/websocket", "/websocket/*", "/longpolling/*")
 UPSTREAM_RETRY_SECONDS = 30
 """CD-01: while Odoo is being replaced, a request whose dial fails is retried (every 250 ms, for at
 most this long) instead of answered 502: the switch to the new container loses no request."""
-_UPSTREAM_RETRY = (f"\t\tlb_try_duration {UPSTREAM_RETRY_SECONDS}s", "\t\tlb_try_interval 250ms")
+# A dial to a container that just went away can hang on ARP: give up after 500 ms and retry
+# (a dial on the host's own bridge takes well under a millisecond).
+_UPSTREAM_RETRY = (f"\t\tlb_try_duration {UPSTREAM_RETRY_SECONDS}s", "\t\tlb_try_interval 250ms",
+                   "\t\ttransport http {", "\t\t\tdial_timeout 500ms", "\t\t}")
 
 
 @dataclass(frozen=True, kw_only=True)
