@@ -136,11 +136,16 @@ def _set(target: str, key: str, convert: Callable[[Any], Any] = lambda v: v):
     return handle
 
 
+def _needs(inputs: Mapping[str, Any], other: str, key: str) -> None:
+    if other not in inputs:
+        raise Untranslated(f"{key} without {other}")
+
+
 def _grace(spec: ContainerSpec, value: int) -> None:
     spec.stop_timeout = int(value)
 
 
-def _ignore_name(spec: ContainerSpec, value: str) -> None:
+def _name(spec: ContainerSpec, value: str) -> None:
     spec.name = value
 
 
@@ -163,7 +168,7 @@ def translate_container(inputs: Mapping[str, Any], images: Mapping[str, str], ho
                          recorded_image=inputs["image"])
     spec.create["image"] = images[role]
     handlers: dict[str, Callable[[ContainerSpec, Any], None]] = {
-        "name": _ignore_name,
+        "name": _name,
         "image": lambda s, v: None,  # swapped above: the only input not applied as recorded
         "labels": _labels,
         "envs": _set("create", "environment", list),
@@ -181,8 +186,7 @@ def translate_container(inputs: Mapping[str, Any], images: Mapping[str, str], ho
         "sysctls": _set("host_config", "sysctls", dict),
         "restart": _restart,
         "logDriver": lambda s, v: _log(s, inputs),
-        "logOpts": lambda s, v: None if "logDriver" in inputs else (_ for _ in ()).throw(
-            Untranslated("logOpts without logDriver")),
+        "logOpts": lambda s, v: _needs(inputs, "logDriver", "logOpts"),  # applied with logDriver
         "healthcheck": _healthcheck,
         "networksAdvanced": _networks,
         "ports": _ports,
