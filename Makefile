@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-$(shell sha256sum requirements.lock | cut -c1-12)
 SYSTEM_PACKAGES := $(shell grep -v '^\#' tests/system-packages.txt)
 PYTEST_ARGS ?=
 
-.PHONY: preflight test test-unit test-vm lint system-deps bench bench-backup lock venv clean
+.PHONY: preflight test test-unit test-vm lint system-deps bench bench-backup bench-update lock venv clean
 
 # Offline preview of every example stack with the policy verdict (no cloud account needed).
 # --mock-computed: four inputs of three mandatory policies (bucket/IAM policy JSON, SSE key, AppRole
@@ -45,6 +45,12 @@ bench: $(STAMP)
 # Not part of `make test`: minutes of CPU. BENCH_ARGS="--filestore-mb 20 --dump-mb 5" for a quick run.
 bench-backup: $(STAMP) system-deps
 	$(PY) bench/backup_compare.py $(BENCH_ARGS)
+
+# CD-01: the site's longest gap and failed requests while each app container is replaced as
+# `pulumi up` would, under Debian's Docker engine (tests/docker's host), before and now. Needs root;
+# not part of `make test` (about 4 minutes). BENCH_ARGS="--stack example-private --runs 3".
+bench-update: $(STAMP) system-deps
+	$(PY) bench/app_update.py $(BENCH_ARGS)
 
 venv: $(STAMP)
 

@@ -18,8 +18,9 @@ Every container: not privileged, no host namespaces, no Docker socket,
 ``no-new-privileges``, all capabilities dropped (PostgreSQL gets back only
 what its entrypoint needs to chown its data and step down to the postgres
 user), read-only root filesystem with tmpfs for scratch paths, a healthcheck,
-``restart: unless-stopped``, log size limits, ``delete_before_replace``
-(fixed names; the proxy's fixed ports). Only the proxy publishes ports.
+``restart: unless-stopped``, log size limits. Replacement (CD-01): Odoo is created before
+the old one is deleted, and only once healthy (``wait``); PostgreSQL (its data directory) and
+the proxy (its fixed host ports) are ``delete_before_replace``. Only the proxy publishes ports.
 Secrets arrive as read-only single-file bind mounts from the host's tmpfs
 (:mod:`components.app.secrets`), never as inputs. Config that is not secret
 (Caddyfile, odoo.conf) is an environment variable the entrypoint writes to a
@@ -65,6 +66,9 @@ ORIGIN_CERT_PATH = "/run/secrets/origin.crt"
 ORIGIN_KEY_PATH = "/run/secrets/origin.key"
 NO_NEW_PRIVILEGES = "no-new-privileges:true"
 RESTART = "unless-stopped"
+ODOO_WAIT_SECONDS = 300
+"""How long a replacement Odoo may take to become healthy (start period 120 s, then 3 checks 30 s
+apart) before `pulumi up` fails and the old container keeps serving."""
 POSTGRES_CAPABILITIES = ("CHOWN", "DAC_OVERRIDE", "FOWNER", "SETGID", "SETUID")
 """The postgres entrypoint chowns its data directory and steps down to the postgres user (gosu)."""
 
@@ -211,9 +215,12 @@ class OdooApp(pulumi.ComponentResource):
             opts=fixed,
         )
 
+        # CD-01: Odoo is replaced create-before-replace. No fixed name (Pulumi names it
+        # <resource>-<suffix>) and no published port, so the new container starts next to the old
+        # one; `wait` holds the replacement until it is healthy, and only then is the old one
+        # deleted. Both answer to the `odoo` alias meanwhile; the proxy retries a failed dial.
         odoo = docker.Container(
             f"{name}-odoo",
-            name=f"{args.client_id}-odoo",
             image=args.odoo_image,
             labels=_labels(args.labels, "odoo", **{CONNECTIONS_LABEL: connections_label(args.outside_connections),
                                                     SSO_LABEL: sso_label(args.sso)}),
@@ -236,8 +243,10 @@ class OdooApp(pulumi.ComponentResource):
                 interval="30s", timeout="10s", retries=3, start_period="120s"),
             networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=backend.name),
                                docker.ContainerNetworksAdvancedArgs(name=frontend.name, aliases=["odoo"])],
+            wait=True,
+            wait_timeout=ODOO_WAIT_SECONDS,
             **common,
-            opts=pulumi.ResourceOptions(parent=self, provider=provider, delete_before_replace=True, depends_on=[db]),
+            opts=pulumi.ResourceOptions(parent=self, provider=provider, depends_on=[db]),
         )
 
         proxy_mounts = [_bind(PROXY_DATA_DIR, "/data")]

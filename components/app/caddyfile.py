@@ -26,6 +26,13 @@ TLS_PROTOCOLS = ("tls1.2", "tls1.3")
 ODOO_HTTP_PORT = 8069
 ODOO_GEVENT_PORT = 8072
 WEBSOCKET_PATHS = ("/websocket", "/websocket/*", "/longpolling/*")
+UPSTREAM_RETRY_SECONDS = 30
+"""CD-01: while Odoo is being replaced, a request whose dial fails is retried (every 250 ms, for at
+most this long) instead of answered 502: the switch to the new container loses no request."""
+# A dial to a container that just went away can hang on ARP: give up after 500 ms and retry
+# (a dial on the host's own bridge takes well under a millisecond).
+_UPSTREAM_RETRY = (f"\t\tlb_try_duration {UPSTREAM_RETRY_SECONDS}s", "\t\tlb_try_interval 250ms",
+                   "\t\ttransport http {", "\t\t\tdial_timeout 500ms", "\t\t}")
 
 # A Content-Security-Policy Odoo's web client runs under: its bundles are served from the site
 # itself, but it boots with inline scripts, compiles QWeb templates with `new Function`
@@ -147,9 +154,11 @@ def render_caddyfile(site: ProxySite) -> str:
         f"\t@odoo_websocket path {' '.join(WEBSOCKET_PATHS)}",
         f"\treverse_proxy @odoo_websocket {site.upstream}:{site.upstream_gevent_port} {{",
         "\t\theader_down -Server",
+        *_UPSTREAM_RETRY,
         "\t}",
         f"\treverse_proxy {site.upstream}:{site.upstream_http_port} {{",
         "\t\theader_down -Server",
+        *_UPSTREAM_RETRY,
         "\t}",
         "}",
         "",

@@ -56,8 +56,12 @@ def test_every_container_is_hardened(built):
         assert all("docker.sock" not in m["source"] for m in i["mounts"])
         assert i["restart"] == "unless-stopped" and i["healthcheck"]["tests"]
         assert i["logOpts"]["max-size"]
-        assert c.delete_before_replace is True
+        # CD-01: fixed names/ports force delete-first for the database and the proxy; Odoo (no
+        # fixed name, no port) is created first and waited for until healthy.
+        assert c.delete_before_replace is (role != "odoo"), role
         assert _labels(c)["client"] == settings.client_id
+    assert "name" not in containers["odoo"].inputs and containers["odoo"].inputs["wait"] is True
+    assert containers["odoo"].inputs["waitTimeout"] >= 120 + 3 * 30
     assert containers["db"].inputs["capabilities"]["adds"] == ["CHOWN", "DAC_OVERRIDE", "FOWNER", "SETGID", "SETUID"]
     assert "adds" not in containers["odoo"].inputs["capabilities"]
     assert {_labels(c)[ROLE_LABEL] for c in containers.values()} == {"database", "odoo", "proxy"}
