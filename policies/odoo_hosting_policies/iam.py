@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pulumi_policy import ReportViolation, ResourceValidationArgs, Severity
+from pulumi_policy.proxy import UnknownValueError
 
 from ._meta import as_list, get, resource_policy
 
@@ -209,11 +210,23 @@ def admin_managed_policy(arn: Any) -> str | None:
     return match.group(1) if match else None
 
 
+def _created_here(read: Any) -> Any:
+    """An ARN, or None when it is unknown at preview. An AWS managed policy's ARN is a literal (or an
+    invoke's result, known at preview); an unknown one is the ARN of a policy this deployment creates
+    (arn:aws:iam::<account>:policy/...), never AWS's, and aws-iam-policy-no-wildcards judges its document."""
+    try:
+        return read()
+    except UnknownValueError:
+        return None
+
+
 def _validate_attachment(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     if args.resource_type == ROLE:
-        arns = [(f"managedPolicyArns[{i}]", a) for i, a in enumerate(as_list(get(args.props, "managedPolicyArns")))]
+        listed = get(args.props, "managedPolicyArns")  # a wholly unknown list raises: cannot check
+        count = len(listed) if isinstance(listed, Sequence) and not isinstance(listed, str) else 0
+        arns = [(f"managedPolicyArns[{i}]", _created_here(lambda i=i: listed[i])) for i in range(count)]
     else:
-        arns = [("policyArn", get(args.props, "policyArn"))]
+        arns = [("policyArn", _created_here(lambda: get(args.props, "policyArn")))]
     for where, arn in arns:
         name = admin_managed_policy(arn)
         if name:

@@ -160,6 +160,19 @@ def test_a_roles_managed_policy_arns_are_judged():
     assert _outside(iam.iam_no_admin_managed_policy, iam.ROLE, {"managedPolicyArns": []}) == []
 
 
+def test_an_attached_policy_arn_unknown_at_preview_is_one_this_stack_creates():
+    # AWS's managed ARNs are literals; an unknown one is a policy being created (arn:aws:iam::<account>:...).
+    from pulumi_policy.proxy import UnknownValueError
+
+    from .conftest import UNKNOWN
+    for resource_type in iam.ATTACHMENT_TYPES:
+        assert _outside(iam.iam_no_admin_managed_policy, resource_type, {"policyArn": UNKNOWN, "user": "u"}) == []
+    listed = {"assumeRolePolicy": "{}", "managedPolicyArns": [UNKNOWN, "arn:aws:iam::aws:policy/AdministratorAccess"]}
+    assert _outside(iam.iam_no_admin_managed_policy, iam.ROLE, listed)
+    with pytest.raises(UnknownValueError):  # a wholly unknown list may hold an admin ARN: cannot check
+        _outside(iam.iam_no_admin_managed_policy, iam.ROLE, {"managedPolicyArns": UNKNOWN})
+
+
 @pytest.mark.parametrize("resource_type", [iam.ROLE_POLICY, iam.USER_POLICY])
 def test_inline_role_and_user_policies_are_judged(resource_type):
     wide = '{"Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}'
