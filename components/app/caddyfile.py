@@ -165,6 +165,7 @@ def render_caddyfile(site: ProxySite) -> str:
         "# Plain HTTP answers only with a permanent redirect to HTTPS.",
         f"{http_addresses} {{",
         *bind,
+        "\theader -Server",
         f"\tredir https://{{host}}{https_suffix}{{uri}} 308",
         "}",
     ]

@@ -134,6 +134,13 @@ def _hsts_max_age(site: Block) -> int | None:
     return best
 
 
+
+def _only_deletes_headers(directive: Block) -> bool:
+    """`header -Name ...` with no block: removes response headers and answers nothing itself."""
+    tokens = directive.tokens
+    return (tokens[0] == "header" and len(tokens) >= 2 and not directive.has_block
+            and all(t.startswith("-") and len(t) > 1 for t in tokens[1:]))
+
 def caddyfile_problems(text: str, min_hsts: int = DEFAULT_MIN_HSTS) -> list[str]:
     try:
         blocks = parse_caddyfile(text)
@@ -167,7 +174,10 @@ def caddyfile_problems(text: str, min_hsts: int = DEFAULT_MIN_HSTS) -> list[str]
         http = [a for a in addresses if _is_http_address(a, http_port)]
         label = ", ".join(addresses)
         if http:
-            directives = [c for c in site.children if c.tokens and c.tokens[0] not in ("bind", "log")]
+            # bind/log, and header lines that only delete response headers (`header -Server`), leave
+            # the redirect the site's one answer.
+            directives = [c for c in site.children if c.tokens and c.tokens[0] not in ("bind", "log")
+                          and not _only_deletes_headers(c)]
             redirect_ok = (len(directives) == 1 and directives[0].tokens[0] == "redir"
                            and len(directives[0].tokens) >= 2
                            and directives[0].tokens[1].lower().startswith("https://")

@@ -82,6 +82,16 @@ def test_plain_http_site_serving_content_is_a_violation():
     assert "plain-HTTP site" in message and "redir" in message
 
 
+def test_the_redirect_site_may_delete_headers_but_answer_nothing_else():
+    # The rendered http:// site deletes the Server header; a deletion leaves the redirect its one answer.
+    assert "\theader -Server\n\tredir" in _caddyfile()
+    for other in ('\theader X-Served-By "caddy"', "\theader +Set-Cookie x=1", '\trespond "hello"',
+                  "\theader -Server {\n\t}"):
+        text = _caddyfile().replace("\theader -Server\n\tredir", f"{other}\n\tredir")
+        [message] = run_policy(TLS01, CONTAINER, good_proxy(text))
+        assert "plain-HTTP site" in message, other
+
+
 def test_temporary_redirect_is_a_violation():
     text = _caddyfile().replace("{uri} 308", "{uri} 302")
     [message] = run_policy(TLS01, CONTAINER, good_proxy(text))

@@ -289,6 +289,14 @@ def test_every_security_header_and_no_server_banner_on_https(rendered_proxy):
     assert response.getheader("Server") is None and response.getheader("X-Powered-By") is None
 
 
+def test_no_server_banner_on_the_plain_http_redirect(rendered_proxy):
+    _directory, _real, stack = rendered_proxy
+    response = stack.http_get("/web/login")
+    response.read()
+    assert response.status == 308 and response.getheader("Location", "").startswith("https://")
+    assert response.getheader("Server") is None, dict(response.getheaders())
+
+
 def test_testssl_faults_a_proxy_without_the_headers(tmp_path):
     """The same audit on a Caddyfile without our header lines: the server banner and the headers are missed."""
     from components.app.caddyfile import render_caddyfile
@@ -299,8 +307,11 @@ def test_testssl_faults_a_proxy_without_the_headers(tmp_path):
     real, stack = _proxy(tmp_path, caddyfile=stock)
     try:
         findings = {f["id"]: f for f in _testssl(tmp_path, stack, real.DOMAIN, "--headers")}
+        plain = stack.http_get("/web/login")
+        plain.read()
     finally:
         stack.close()
+    assert plain.status == 308 and plain.getheader("Server") == "Caddy"  # port 80 announces itself too
     # Caddy announces itself, and passes on the upstream's banner too.
     assert findings["banner_server"]["finding"].startswith("Caddy"), findings["banner_server"]
     assert findings["HSTS"]["severity"] in SEVERE + ("LOW",), findings["HSTS"]
