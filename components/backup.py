@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from components.hostconfig.backup import backup_bucket_name, repository_url
+from components.hostconfig.backup import backup_bucket_name, repository_url, s3_bucket_arn
 from components.hostconfig.bundle import bundle_key, bundle_sha256
 from components.register import IncidentRegister, IncidentRegisterArgs, bucket_companions
 from components.rotation import SLOTS, Rotation
@@ -205,7 +205,8 @@ class BackupStorage(pulumi.ComponentResource):
             )],
             opts=pulumi.ResourceOptions(parent=self, provider=provider, depends_on=[versioning]))
         aws.s3.BucketPolicy(
-            f"{name}-tls-only", bucket=bucket.id, policy=bucket.arn.apply(render_bucket_policy),
+            f"{name}-tls-only", bucket=bucket.id,
+            policy=render_bucket_policy(s3_bucket_arn(backup_bucket_name(args.client_id))),
             # A bucket policy is refused while the public access block is being set.
             opts=pulumi.ResourceOptions(parent=self, provider=provider, depends_on=[public_block, ownership]))
 

@@ -33,7 +33,13 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from components.hostconfig.backup import REGISTER_PREFIX, access_log_bucket_name, register_bucket_name
+from components.hostconfig.backup import (
+    REGISTER_PREFIX,
+    access_log_bucket_name,
+    backup_bucket_name,
+    register_bucket_name,
+    s3_bucket_arn,
+)
 
 REGISTER_LOCK_MODE = "COMPLIANCE"
 """Not even an administrator can shorten it: the register is evidence."""
@@ -206,8 +212,8 @@ class IncidentRegister(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=[log.versioning]))
         log_policy = aws.s3.BucketPolicy(
             f"{name}-logs-policy", bucket=logs.id,
-            policy=pulumi.Output.all(logs.arn, args.backup_bucket_arn).apply(
-                lambda v: render_log_bucket_policy(v[0], v[1])),
+            policy=render_log_bucket_policy(s3_bucket_arn(access_log_bucket_name(args.client_id)),
+                                            s3_bucket_arn(backup_bucket_name(args.client_id))),
             opts=pulumi.ResourceOptions(parent=self, provider=args.provider,
                                         depends_on=[log.public_block, log.ownership]))
         aws.s3.BucketLogging(

@@ -45,6 +45,12 @@ SECRET_KV_KIND = "backup"
 BACKUP_TIMEOUT = "6h"
 
 
+def s3_bucket_arn(bucket_name: str) -> str:
+    """A bucket's ARN, which S3 derives from its (global) name alone: known at preview, unlike the
+    `arn` output of a bucket not yet created, so the pack can read the policies built from it."""
+    return f"arn:aws:s3:::{bucket_name}"
+
+
 def backup_bucket_name(client_id: str) -> str:
     """A fixed, predictable bucket name, so the host configuration can name the
     repository at preview; the hash suffix keeps it clear of other AWS accounts'

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -227,6 +228,23 @@ _APPROLE_CONFIG = {
 }
 
 
+def _bound(props: Any, key: str) -> bool:
+    """Whether ``key`` lists a CIDR. An entry unknown at preview (the address of a server not yet
+    created, e.g. `host_ipv4.apply(...)`) is a binding the program set; its value is known, and
+    judged, at `pulumi up`. A wholly unknown list raises: cannot tell whether it binds anything."""
+    listed = get(props, key)
+    if not isinstance(listed, Sequence) or isinstance(listed, str):
+        return isinstance(listed, str) and bool(listed.strip())
+    for i in range(len(listed)):
+        try:
+            entry = listed[i]
+        except UnknownValueError:
+            return True
+        if isinstance(entry, str) and entry.strip():
+            return True
+    return False
+
+
 def _validate_approle(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     max_ttl = config_int(args, "maximumTokenTtlSeconds", DEFAULT_MAX_TOKEN_TTL, minimum=60)
     for key in ("tokenTtl", "tokenMaxTtl"):
@@ -239,8 +257,7 @@ def _validate_approle(args: ResourceValidationArgs, report_violation: ReportViol
     if as_number(uses) != 1:
         what = "not set (unlimited)" if uses is None else shown(uses)
         report_violation(f"secretIdNumUses is {what}; set secretIdNumUses to 1 (single-use secret-ids).", None)
-    cidrs = as_list(get(args.props, "tokenBoundCidrs")) + as_list(get(args.props, "secretIdBoundCidrs"))
-    if not [c for c in cidrs if isinstance(c, str) and c.strip()]:
+    if not any(_bound(args.props, key) for key in ("tokenBoundCidrs", "secretIdBoundCidrs")):
         report_violation("neither tokenBoundCidrs nor secretIdBoundCidrs is set, so the secret-id and token "
                          "work from anywhere; bind them to the host's address (e.g. its VPN /32).", None)
     if any(str(p).strip().lower() == "root" for p in as_list(get(args.props, "tokenPolicies"))):

@@ -182,6 +182,15 @@ def test_unbound_role_is_a_violation():
     assert "tokenBoundCidrs" in message
 
 
+def test_role_bound_to_an_address_unknown_at_preview_is_bound():
+    # host_ipv4.apply(host_cidr): the server's address is known only once it exists
+    assert run_policy(APPROLE, ROLE, role_with(tokenBoundCidrs=[UNKNOWN], secretIdBoundCidrs=[UNKNOWN])) == []
+    [message] = run_policy(APPROLE, ROLE, role_with(tokenBoundCidrs=[""], secretIdBoundCidrs=[" "]))
+    assert "tokenBoundCidrs" in message
+    with pytest.raises(UnknownValueError):  # a wholly unknown list may bind nothing: cannot check
+        run_policy(APPROLE, ROLE, role_with(tokenBoundCidrs=UNKNOWN, secretIdBoundCidrs=None))
+
+
 def test_role_bound_only_through_secret_id_cidrs_passes():
     assert run_policy(APPROLE, ROLE, role_with(tokenBoundCidrs=None)) == []
 
