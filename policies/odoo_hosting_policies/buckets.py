@@ -106,24 +106,31 @@ def encryption_problems(props: Mapping[str, Any], client: bool = True) -> list[s
     return problems
 
 
-def _inline_encryption_problems(bucket: Mapping[str, Any], client: bool = True) -> list[str] | None:
-    """None when the bucket has no inline SSE setting."""
+def _inline_defaults(bucket: Mapping[str, Any]) -> list[Any] | None:
+    """The applyServerSideEncryptionByDefault blocks of a bucket's inline SSE settings (v7's
+    serverSideEncryptionConfiguration, BucketV2's ...Configurations; None for an unreadable rule),
+    or None when the bucket has no inline SSE setting."""
     v7 = get(bucket, "serverSideEncryptionConfiguration")
     v2 = get(bucket, "serverSideEncryptionConfigurations")
     if v7 is None and v2 is None:
         return None
-    problems = []
+    defaults = []
     if isinstance(v7, Mapping):
         rule = get(v7, "rule")
-        default = get(rule, "applyServerSideEncryptionByDefault") if isinstance(rule, Mapping) else None
-        problem = _sse_rule_problem(default, client)
-        problems += [problem] if problem else []
+        defaults.append(get(rule, "applyServerSideEncryptionByDefault") if isinstance(rule, Mapping) else None)
     for config in as_list(v2):
         for rule in as_list(get(config, "rules") if isinstance(config, Mapping) else None):
-            problem = _sse_rule_problem(_first(get(rule, "applyServerSideEncryptionByDefaults"))
-                                        if isinstance(rule, Mapping) else None, client)
-            problems += [problem] if problem else []
-    return problems
+            defaults.append(_first(get(rule, "applyServerSideEncryptionByDefaults"))
+                            if isinstance(rule, Mapping) else None)
+    return defaults
+
+
+def _inline_encryption_problems(bucket: Mapping[str, Any], client: bool = True) -> list[str] | None:
+    """None when the bucket has no inline SSE setting."""
+    defaults = _inline_defaults(bucket)
+    if defaults is None:
+        return None
+    return [p for p in (_sse_rule_problem(d, client) for d in defaults) if p]
 
 
 def public_access_problems(props: Mapping[str, Any], client: bool = True) -> list[str]:
@@ -470,16 +477,9 @@ def _log_targets(resources: Sequence[Any], bucket: Any, names: set[str]) -> bool
 
 def _sse_algorithms(props: Mapping[str, Any]) -> list[Any]:
     """The default algorithms of an encryption companion's rules or a bucket's inline settings."""
-    found = []
-    for rule in as_list(get(props, "rules")):
-        default = _first(get(rule, "applyServerSideEncryptionByDefault")) if isinstance(rule, Mapping) else None
-        found.append(get(default, "sseAlgorithm") if isinstance(default, Mapping) else None)
-    v7 = get(props, "serverSideEncryptionConfiguration")
-    rule = get(v7, "rule") if isinstance(v7, Mapping) else None
-    if isinstance(rule, Mapping):
-        default = get(rule, "applyServerSideEncryptionByDefault")
-        found.append(get(default, "sseAlgorithm") if isinstance(default, Mapping) else None)
-    return found
+    defaults = [_first(get(rule, "applyServerSideEncryptionByDefault")) if isinstance(rule, Mapping) else None
+                for rule in as_list(get(props, "rules"))] + (_inline_defaults(props) or [])
+    return [get(d, "sseAlgorithm") if isinstance(d, Mapping) else None for d in defaults]
 
 
 def _strict_encryption(companion: Any) -> list[str]:
