@@ -9,13 +9,10 @@ PYTEST_ARGS ?=
 
 .PHONY: preflight test test-unit test-vm lint system-deps bench bench-backup bench-update lock venv clean
 
-# Offline preview of every example stack with the policy verdict (no cloud account needed).
-# --mock-computed: three inputs of two mandatory policies (the IAM policies naming the KMS key's ARN,
-# the register bucket policy naming the host user's ARN) are computed outputs, unknown at a real
-# preview; until they are judged another way the examples are checked with mock values, and the
-# output says so (README, "preflight").
+# Offline preview of every example stack with the policy verdict (no cloud account needed), with the
+# semantics of `pulumi preview` of a new stack: computed outputs unknown, every policy still judged.
 preflight: $(STAMP)
-	$(PY) -m preflight --mock-computed
+	$(PY) -m preflight
 
 # Every test: lint and types first, then unit (mocks), renderers, policies, preflight, real software.
 test: lint system-deps

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
+from components.aws_account import account_id, known_user_arn, render_key_policy
 from components.hostconfig.backup import backup_bucket_name, repository_url, s3_bucket_arn
 from components.hostconfig.bundle import bundle_key, bundle_sha256
 from components.register import IncidentRegister, IncidentRegisterArgs, bucket_companions
@@ -48,32 +49,35 @@ RESTIC_OBJECT_ACTIONS = ("s3:GetObject", "s3:PutObject", "s3:DeleteObject")
 bucket: the locked version stays. Deleting versions is denied outright."""
 DENIED_OBJECT_ACTIONS = ("s3:DeleteObjectVersion", "s3:BypassGovernanceRetention", "s3:PutObjectRetention",
                          "s3:PutObjectLegalHold")
+USER_PATH = "/odoo-hosting/"
 KMS_ACTIONS = ("kms:Encrypt", "kms:Decrypt", "kms:GenerateDataKey", "kms:DescribeKey")
 
 
-def render_identity_policy(bucket_arn: str, key_arn: str, incident_topic_arn: str | None = None,
-                           incident_key_arn: str | None = None) -> str:
-    """The backup identity's policy: the client's bucket and key only, no wildcard action or resource;
-    plus publishing to the client's incident topic, where the failure hook reports (INC-01)."""
-    incident = []
-    if incident_topic_arn:
-        incident.append({"Sid": "ReportIncidents", "Effect": "Allow", "Action": ["sns:Publish"],
-                         "Resource": [incident_topic_arn]})
-    if incident_topic_arn and incident_key_arn:
-        incident.append({"Sid": "UseTheIncidentTopicKey", "Effect": "Allow",
-                         "Action": ["kms:GenerateDataKey", "kms:Decrypt"], "Resource": [incident_key_arn]})
+def backup_user_name(client_id: str) -> str:
+    return f"odoo-hosting-{client_id}-backup"
+
+
+def render_identity_policy(bucket_arn: str) -> str:
+    """The backup identity's policy: the client's bucket only, no wildcard action or resource. Its use
+    of the client's KMS key is granted in the key's policy (:func:`render_backup_key_policy`), and
+    publishing to the incident topic by the incident channel (INC-01)."""
     return json.dumps({
         "Version": "2012-10-17",
-        "Statement": incident + [
+        "Statement": [
             {"Sid": "ListTheBucket", "Effect": "Allow", "Action": list(RESTIC_BUCKET_ACTIONS),
              "Resource": [bucket_arn]},
             {"Sid": "ReadWriteObjects", "Effect": "Allow", "Action": list(RESTIC_OBJECT_ACTIONS),
              "Resource": [f"{bucket_arn}/*"]},
             {"Sid": "NeverDeleteVersions", "Effect": "Deny", "Action": list(DENIED_OBJECT_ACTIONS),
              "Resource": [f"{bucket_arn}/*"]},
-            {"Sid": "UseTheClientKey", "Effect": "Allow", "Action": list(KMS_ACTIONS), "Resource": [key_arn]},
         ],
     }, sort_keys=True)
+
+
+def render_backup_key_policy(account: str, identity_arn: str) -> str:
+    """The client's backup key: administered by the account, used by the backup identity only
+    (restic's objects, the register's records and the host bundle are SSE-KMS with it)."""
+    return render_key_policy(account, {identity_arn: KMS_ACTIONS})
 
 
 def render_bucket_policy(bucket_arn: str) -> str:
@@ -111,10 +115,6 @@ class BackupStorageArgs:
     """Today's place in the access-key rotation schedule."""
     tags: Mapping[str, str]
     """Tags every AWS resource carries (the provider's default tags, ISO-01)."""
-    incident_topic_arn: pulumi.Input[str] | None = None
-    """The client's incident SNS topic; the backup identity may publish to it (INC-01)."""
-    incident_key_arn: pulumi.Input[str] | None = None
-    """The KMS key that encrypts that topic (publishers need GenerateDataKey/Decrypt on it)."""
     host_bundle: str | None = None
     """The host bundle (components.hostconfig.render_bundle): stored under ``host-bundle/<sha256>.yaml``,
     where the host fetches it with this identity's credential."""
@@ -139,6 +139,8 @@ class BackupStorage(pulumi.ComponentResource):
     repository: pulumi.Output[str]
     """restic repository URL (``s3:https://s3.<region>.amazonaws.com/<bucket>/restic``)."""
     user_name: pulumi.Output[str]
+    user_arn: pulumi.Output[str]
+    """The backup identity's ARN, known at preview (the incident channel lets it publish)."""
     register_bucket: pulumi.Output[str]
     log_bucket: pulumi.Output[str]
     current_credentials: pulumi.Output[dict[str, str]]
@@ -146,6 +148,7 @@ class BackupStorage(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: BackupStorageArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("odoo-hosting:backup:BackupStorage", name, None, opts)
+        user_name = backup_user_name(args.client_id)
         provider = aws.Provider(
             f"{name}-aws",
             region=args.region,
@@ -158,9 +161,14 @@ class BackupStorage(pulumi.ComponentResource):
             # Data-bearing: a destroy or replacement must never take backups with it (REL-01).
             return pulumi.ResourceOptions(parent=self, provider=provider, protect=True, retain_on_delete=True)
 
+        # The identity first: the key's policy names it, and AWS refuses a principal that does not exist.
+        account = account_id(provider)
+        user = aws.iam.User(f"{name}-user", name=user_name, path=USER_PATH, opts=child)
+        self.user_arn = known_user_arn(user, account, USER_PATH, user_name)
         key = aws.kms.Key(
             f"{name}-key",
             description=f"odoo-hosting backups of {args.client_id}",
+            policy=pulumi.Output.all(account, self.user_arn).apply(lambda v: render_backup_key_policy(*v)),
             enable_key_rotation=True,
             deletion_window_in_days=KMS_DELETION_WINDOW_DAYS,
             opts=data(),
@@ -220,18 +228,14 @@ class BackupStorage(pulumi.ComponentResource):
                 opts=pulumi.ResourceOptions(parent=self, provider=provider, retain_on_delete=True,
                                             depends_on=[encryption, lock]))
 
-        user = aws.iam.User(f"{name}-user", name=f"odoo-hosting-{args.client_id}-backup", path="/odoo-hosting/",
-                            opts=child)
         aws.iam.UserPolicy(f"{name}-user-policy", user=user.name,
-                           policy=pulumi.Output.all(bucket.arn, key.arn, args.incident_topic_arn,
-                                                    args.incident_key_arn).apply(
-                               lambda v: render_identity_policy(*v)),
+                           policy=render_identity_policy(s3_bucket_arn(backup_bucket_name(args.client_id))),
                            opts=child)
         # The incident register the host's notifier writes, and the bucket's access logs (INC-01).
         register = IncidentRegister(
             f"{name}-register",
             IncidentRegisterArgs(client_id=args.client_id, provider=provider, kms_key_arn=key.arn,
-                                 host_user_name=user.name, host_user_arn=user.arn, backup_bucket_id=bucket.id,
+                                 host_user_name=user.name, host_user_arn=self.user_arn, backup_bucket_id=bucket.id,
                                  backup_bucket_arn=bucket.arn),
             opts=pulumi.ResourceOptions(parent=self))
         keys = {
@@ -264,6 +268,7 @@ class BackupStorage(pulumi.ComponentResource):
             "kms_key_arn": self.kms_key_arn,
             "repository": self.repository,
             "user_name": self.user_name,
+            "user_arn": self.user_arn,
             "register_bucket": self.register_bucket,
             "log_bucket": self.log_bucket,
         })

@@ -17,7 +17,7 @@ from components.address import HostAddress, HostAddressArgs
 from components.app.app import ORIGIN_CERT_PATH, ORIGIN_KEY_PATH, OdooApp, OdooAppArgs
 from components.app.caddyfile import internal_name, proxy_site, render_caddyfile
 from components.app.images import ODOO_IMAGES
-from components.app.notifications import IncidentChannel, IncidentChannelArgs
+from components.app.notifications import IncidentChannel, IncidentChannelArgs, Publisher
 from components.app.odoo_conf import render_odoo_conf
 from components.app.secrets import ORIGIN_CERT, ORIGIN_KEY, AppSecrets, AppSecretsArgs
 from components.app.tls import InternalTls, InternalTlsArgs
@@ -108,12 +108,6 @@ class ClientStack(pulumi.ComponentResource):
         )
         # The host's software: user-data pins the bundle, which lives in the backup bucket.
         host_config = render_host(s)
-        incidents = IncidentChannel(
-            f"{name}-incidents",
-            IncidentChannelArgs(client_id=s.client_id, region=s.incident_region, contacts=s.incident_contacts,
-                                tags=s.labels),
-            opts=child,
-        )
         # Backups (BKP-01..05) and the client's Vault paths, policies and AppRoles (SEC-01/02).
         rotation = Rotation(period_days=s.credential_rotation_days, today=args.today)
         b = s.backup
@@ -122,8 +116,15 @@ class ClientStack(pulumi.ComponentResource):
             BackupStorageArgs(client_id=s.client_id, region=b.region, fast_restore_days=b.fast_restore_days,
                               deep_archive_days=b.deep_archive_days, retention_days=b.retention_days,
                               lock_days=b.lock_days, rotation=rotation, tags=s.labels,
-                              incident_topic_arn=incidents.topic_arn, incident_key_arn=incidents.key_arn,
                               host_bundle=host_config.bundle),
+            opts=child,
+        )
+        # The host's notifier publishes with the backup identity (INC-01).
+        incidents = IncidentChannel(
+            f"{name}-incidents",
+            IncidentChannelArgs(client_id=s.client_id, region=s.incident_region, contacts=s.incident_contacts,
+                                tags=s.labels,
+                                publishers=[Publisher(backup.user_name, backup.user_arn)]),
             opts=child,
         )
         host = Host(

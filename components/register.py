@@ -62,8 +62,9 @@ HOST_DENIED_REGISTER_ACTIONS = (
 )
 
 
-def render_register_identity_policy(register_arn: str, key_arn: str) -> str:
-    """The host identity on the register: write records, nothing else; deletion denied outright."""
+def render_register_identity_policy(register_arn: str) -> str:
+    """The host identity on the register: write records, nothing else; deletion denied outright. It
+    encrypts them with the client's backup key, which that key's policy grants it."""
     return json.dumps({
         "Version": "2012-10-17",
         "Statement": [
@@ -71,8 +72,6 @@ def render_register_identity_policy(register_arn: str, key_arn: str) -> str:
              "Resource": [f"{register_arn}/{REGISTER_PREFIX}*"]},
             {"Sid": "NeverDeleteOrUnlock", "Effect": "Deny", "Action": list(HOST_DENIED_REGISTER_ACTIONS),
              "Resource": [register_arn, f"{register_arn}/*"]},
-            {"Sid": "EncryptRecords", "Effect": "Allow", "Action": ["kms:GenerateDataKey", "kms:Encrypt"],
-             "Resource": [key_arn]},
         ],
     }, sort_keys=True)
 
@@ -113,6 +112,7 @@ class IncidentRegisterArgs:
     """The client's backup KMS key (the host identity already encrypts with it)."""
     host_user_name: pulumi.Input[str]
     host_user_arn: pulumi.Input[str]
+    """Known at preview, and depending on the user (the bucket policy names it as a principal)."""
     backup_bucket_id: pulumi.Input[str]
     backup_bucket_arn: pulumi.Input[str]
 
@@ -178,6 +178,7 @@ class IncidentRegister(pulumi.ComponentResource):
         register = aws.s3.Bucket(f"{name}-bucket", bucket=register_bucket_name(args.client_id),
                                  object_lock_enabled=True, force_destroy=False,
                                  tags={ROLE_TAG: "incident-register"}, opts=kept)
+        register_arn = s3_bucket_arn(register_bucket_name(args.client_id))
         companions = bucket_companions(name, register, child, kms_key_arn=args.kms_key_arn)
         versioning, ownership, public_block = companions.versioning, companions.ownership, companions.public_block
         after_versioning = pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=[versioning])
@@ -193,13 +194,12 @@ class IncidentRegister(pulumi.ComponentResource):
             opts=after_versioning)
         aws.s3.BucketPolicy(
             f"{name}-policy", bucket=register.id,
-            policy=pulumi.Output.all(register.arn, args.host_user_arn).apply(
-                lambda v: render_register_bucket_policy(v[0], v[1])),
+            policy=pulumi.Output.from_input(args.host_user_arn).apply(
+                lambda user_arn: render_register_bucket_policy(register_arn, user_arn)),
             opts=pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=[public_block, ownership]))
         aws.iam.UserPolicy(
             f"{name}-host-policy", user=args.host_user_name,
-            policy=pulumi.Output.all(register.arn, args.kms_key_arn).apply(
-                lambda v: render_register_identity_policy(v[0], v[1])),
+            policy=render_register_identity_policy(register_arn),
             opts=child)
 
         # Object lock on (S3 refuses log delivery into a bucket with a default retention, so none).

@@ -113,6 +113,10 @@ def ed25519_outputs(seed: bytes) -> dict[str, str]:
     return {"privateKeyOpenssh": openssh, "publicKeyOpenssh": public.decode() + "\n"}
 
 
+TEST_ACCOUNT = "111122223333"
+"""The AWS account the mocks' caller identity belongs to."""
+
+
 class RecordingMocks(pulumi.runtime.Mocks):
     """Realistic provider answers: numeric Hetzner ids, documentation-range
     addresses, valid-looking random values (never a real secret)."""
@@ -140,6 +144,9 @@ class RecordingMocks(pulumi.runtime.Mocks):
         return resource_id, outputs
 
     def call(self, args: pulumi.runtime.MockCallArgs):
+        if args.token == "aws:index/getCallerIdentity:getCallerIdentity":
+            return {"accountId": TEST_ACCOUNT, "arn": f"arn:aws:iam::{TEST_ACCOUNT}:user/deployer",
+                    "userId": "AIDATEST", "id": TEST_ACCOUNT}
         return {}
 
 

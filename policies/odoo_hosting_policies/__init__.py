@@ -86,10 +86,10 @@ ALL_POLICIES += [caddy_proxy_https_only, odoo_conf_hardened, odoo_outside_connec
 
 # The baseline's other routes to the same effects (any program): ports opened by security groups and
 # load balancers (ACC-02), RDS and EBS at rest (DSK-01), IAM through managed admin policies (BKP-05),
-# passwords in user-data (SEC-01).
+# passwords in user-data (SEC-01), KMS key policies (BKP-05).
 from .buckets import s3_bucket_key_owner  # noqa: E402
 from .exposure import aws_security_group_no_admin_ingress, hcloud_load_balancer_no_admin_service  # noqa: E402
-from .iam import iam_no_admin_managed_policy  # noqa: E402
+from .iam import iam_no_admin_managed_policy, kms_key_policy_least_privilege  # noqa: E402
 from .storage import aws_ebs_encrypted, aws_rds_encrypted, aws_rds_not_public  # noqa: E402
 from .tlskeys import vault_pki_role_floor  # noqa: E402
 from .userdata import server_user_data_no_plaintext_password  # noqa: E402
@@ -97,7 +97,8 @@ from .vault import vault_role_least_privilege  # noqa: E402
 
 ALL_POLICIES += [aws_security_group_no_admin_ingress, hcloud_load_balancer_no_admin_service, aws_rds_not_public,
                  aws_rds_encrypted,
-                 aws_ebs_encrypted, iam_no_admin_managed_policy, server_user_data_no_plaintext_password,
+                 aws_ebs_encrypted, iam_no_admin_managed_policy, kms_key_policy_least_privilege,
+                 server_user_data_no_plaintext_password,
                  vault_role_least_privilege, s3_bucket_key_owner, vault_pki_role_floor]
 
 __all__ = ["ALL_POLICIES"]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from pulumi_policy import ReportViolation, ResourceValidationArgs, Severity
@@ -100,17 +100,27 @@ def _wide_resource(resource: str) -> bool:
     return True
 
 
+def allow_statements(document: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any]]]:
+    """(label, statement) of each Allow statement."""
+    return [(_label(st, i), st) for i, st in enumerate(statements(document)) if is_allow(st)]
+
+
+def wide_actions(statement: Mapping[str, Any]) -> list[str]:
+    """The statement's actions that name a whole service (or all of AWS)."""
+    return [a for a in strings(statement.get("Action")) if _ALL_ACTIONS.match(a)]
+
+
+def _not_action(where: str, statement: Mapping[str, Any]) -> list[str]:
+    return [f"{where} allows NotAction, which grants every action not listed; list the actions in Action "
+            "instead"] if "NotAction" in statement else []
+
+
 def permission_problems(document: Mapping[str, Any]) -> list[str]:
     """What makes an identity policy wider than the resources it names."""
     problems: list[str] = []
-    for i, st in enumerate(statements(document)):
-        if not is_allow(st):
-            continue
-        where = _label(st, i)
-        if "NotAction" in st:
-            problems.append(f"{where} allows NotAction, which grants every action not listed; list the "
-                            "actions in Action instead")
-        wide = [a for a in strings(st.get("Action")) if _ALL_ACTIONS.match(a)]
+    for where, st in allow_statements(document):
+        problems += _not_action(where, st)
+        wide = wide_actions(st)
         if wide:
             problems.append(f"{where} allows the wildcard action(s) {', '.join(wide)}; list the specific "
                             "actions (e.g. s3:GetObject, s3:PutObject, s3:ListBucket)")
@@ -154,19 +164,25 @@ def _documents(args: ResourceValidationArgs) -> list[tuple[str, Any, bool]]:
     return docs
 
 
+def _judge_document(where: str, raw: Any, judge: Callable[[Mapping[str, Any]], list[str]],
+                    report_violation: ReportViolation) -> None:
+    """Each problem ``judge`` finds in the document at ``where``. None or empty: no document (AWS's
+    default); an unreadable one is a violation; an unknown one raises (cannot check)."""
+    if raw is None or (isinstance(raw, str) and not raw.strip()):
+        return
+    try:
+        problems = judge(parse_document(raw))
+    except BadDocument as e:
+        report_violation(f"{where}: {e}, so its permissions cannot be checked; pass a JSON policy "
+                         "document (e.g. json.dumps or aws.iam.get_policy_document).", None)
+        return
+    for problem in problems:
+        report_violation(f"{where}: {problem}.", None)
+
+
 def _validate_iam(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     for where, raw, trust in _documents(args):
-        if raw is None or (isinstance(raw, str) and not raw.strip()):
-            continue
-        try:
-            document = parse_document(raw)
-            problems = trust_problems(document) if trust else permission_problems(document)
-        except BadDocument as e:
-            report_violation(f"{where}: {e}, so its permissions cannot be checked; pass a JSON policy "
-                             "document (e.g. json.dumps or aws.iam.get_policy_document).", None)
-            continue
-        for problem in problems:
-            report_violation(f"{where}: {problem}.", None)
+        _judge_document(where, raw, trust_problems if trust else permission_problems, report_violation)
 
 
 iam_policy_least_privilege = resource_policy(
@@ -177,8 +193,8 @@ iam_policy_least_privilege = resource_policy(
     controls=["BKP-05"],
     severity=Severity.CRITICAL,
     remediation="Give each client's backup identity a policy that allows only the S3 actions restic needs "
-                "on arn:aws:s3:::<client bucket> and arn:aws:s3:::<client bucket>/* (and kms:Encrypt/"
-                "Decrypt/GenerateDataKey on the client's key ARN).",
+                "on arn:aws:s3:::<client bucket> and arn:aws:s3:::<client bucket>/* (its use of the client's "
+                "KMS key named by ARN, or granted in the key's policy).",
     validate=_validate_iam,
     applies_to=POLICY_TYPES + (ROLE,),
 )
@@ -245,4 +261,63 @@ iam_no_admin_managed_policy = resource_policy(
                 "and attach that instead.",
     validate=_validate_attachment,
     applies_to=ATTACHMENT_TYPES + (ROLE,),
+)
+
+
+# --- the same effect through a key's own policy: who may use a KMS key --------------------
+
+KMS_KEY_POLICY_TYPES = ("aws:kms/key:Key", "aws:kms/keyPolicy:KeyPolicy", "aws:kms/replicaKey:ReplicaKey",
+                        "aws:kms/externalKey:ExternalKey", "aws:kms/replicaExternalKey:ReplicaExternalKey")
+_ACCOUNT_ROOT = re.compile(r"^(arn:aws[a-z-]*:iam::\d{12}:root|\d{12})$")
+
+
+def _principals(principal: Any) -> list[str]:
+    if isinstance(principal, str):
+        return [principal.strip()]
+    if isinstance(principal, Mapping):
+        return [v.strip() for vs in principal.values() for v in strings(vs)]
+    return []
+
+
+def key_policy_problems(document: Mapping[str, Any]) -> list[str]:
+    """What makes a key policy grant its key wider than to named identities for named actions.
+
+    Resource "*" in a key policy is the key itself. The account root with kms:* is AWS's default key
+    policy (it lets the account's IAM policies grant the key, which this pack judges there)."""
+    problems: list[str] = []
+    for where, st in allow_statements(document):
+        if "NotPrincipal" in st:
+            problems.append(f"{where} allows NotPrincipal, which grants the key to every principal not listed; "
+                            "name the principals in Principal instead")
+        problems += _not_action(where, st)
+        principals = _principals(st.get("Principal"))
+        if _any_principal(st.get("Principal")) and not st.get("Condition"):
+            problems.append(f"{where} lets any principal ('*'), of any AWS account, use the key; name the "
+                            "identities that need it by their ARNs")
+        wide = wide_actions(st)
+        others = [p for p in principals if not _ACCOUNT_ROOT.match(p)]
+        if wide and others:
+            problems.append(f"{where} allows {', '.join(wide)} to {', '.join(others)}: every KMS action, key "
+                            "deletion and policy changes included; only the account root (AWS's default "
+                            "statement) may hold that, grant the others the actions they use (e.g. "
+                            "kms:Encrypt, kms:Decrypt, kms:GenerateDataKey)")
+    return problems
+
+
+def _validate_key_policy(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    # No policy: AWS's default key policy (the account root, through IAM).
+    _judge_document("policy", get(args.props, "policy"), key_policy_problems, report_violation)
+
+
+kms_key_policy_least_privilege = resource_policy(
+    name="aws-kms-key-policy-least-privilege",
+    description="Checks that a KMS key's policy lets no principal of any account ('*', NotPrincipal) use the "
+                "key and gives kms:* (or NotAction) to no one but the account root.",
+    controls=["BKP-05"],
+    severity=Severity.CRITICAL,
+    remediation="Keep AWS's default statement (the account root, kms:*) and grant each identity that uses the "
+                "key by its ARN, with the actions it uses (kms:Encrypt, kms:Decrypt, kms:GenerateDataKey, "
+                "kms:DescribeKey).",
+    validate=_validate_key_policy,
+    applies_to=KMS_KEY_POLICY_TYPES,
 )

@@ -90,12 +90,11 @@ def register(aws, rendered, tmp_path):
         "ObjectLockEnabled": "Enabled",
         "Rule": {"DefaultRetention": {"Mode": REGISTER_LOCK_MODE, "Days": REGISTER_LOCK_DAYS}}})
     topic = aws.client("sns", aws.admin).create_topic(Name=f"odoo-hosting-{CLIENT}-incidents")["TopicArn"]
-    key_arn = f"arn:aws:kms:{REGION}:123456789012:key/{uuid.uuid4()}"
     backup_arn = f"arn:aws:s3:::{bucket}-backup"
     publish_anywhere = json.dumps({"Version": "2012-10-17", "Statement": [
         {"Effect": "Allow", "Action": "sns:Publish", "Resource": "*"}]})
-    host = aws.user(f"host-{uuid.uuid4().hex[:6]}", render_identity_policy(backup_arn, key_arn, topic),
-                    render_register_identity_policy(f"arn:aws:s3:::{bucket}", key_arn), publish_anywhere)
+    host = aws.user(f"host-{uuid.uuid4().hex[:6]}", render_identity_policy(backup_arn),
+                    render_register_identity_policy(f"arn:aws:s3:::{bucket}"), publish_anywhere)
     notifier = staged(rendered, NOTIFY_SCRIPT_PATH)
     env = {"PATH": os.environ.get("PATH", ""), "NOTIFY_SNS_ENDPOINT": aws.endpoint + "/",
            "INCIDENT_TOPIC_ARN": topic, "AWS_ACCESS_KEY_ID": host[0], "AWS_SECRET_ACCESS_KEY": host[1],

@@ -58,6 +58,7 @@ JUDGED = {
     "server-user-data-no-plaintext-password": SERVER,
     "vault-pki-role-key-and-validity": "vault:pkiSecret/secretBackendRole:SecretBackendRole",
     "vault-auth-role-least-privilege": "vault:kubernetes/authBackendRole:AuthBackendRole",
+    "aws-kms-key-policy-least-privilege": "aws:kms/keyPolicy:KeyPolicy",
 }
 
 

@@ -143,3 +143,75 @@ def test_unknown_resource_inside_policy_object_raises_instead_of_passing():
     doc = {"Version": "2012-10-17", "Statement": [statement(Resource=[UNKNOWN])]}
     with pytest.raises(UnknownValueError):
         run_policy(POLICY, IAM_POLICY, {"policy": doc})
+
+
+# --- KMS key policies: who may use the key ------------------------------------------------
+
+KEY_POLICY = iam.kms_key_policy_least_privilege
+KMS_KEY = "aws:kms/key:Key"
+ROOT = "arn:aws:iam::111122223333:root"
+BACKUP_USER = "arn:aws:iam::111122223333:user/odoo-hosting/odoo-hosting-acme-backup"
+
+
+def key_document(*extra):
+    return json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Sid": "Root", "Effect": "Allow", "Principal": {"AWS": ROOT}, "Action": "kms:*", "Resource": "*"},
+        {"Sid": "Backup", "Effect": "Allow", "Principal": {"AWS": BACKUP_USER},
+         "Action": ["kms:Encrypt", "kms:Decrypt", "kms:GenerateDataKey"], "Resource": "*"}, *extra]})
+
+
+def test_the_programs_own_key_policy_passes():
+    from components.aws_account import render_key_policy
+
+    rendered = render_key_policy("111122223333", {BACKUP_USER: ("kms:Encrypt", "kms:Decrypt")})
+    assert run_policy(KEY_POLICY, KMS_KEY, {"policy": rendered}) == []
+
+
+@pytest.mark.parametrize("resource_type", list(iam.KMS_KEY_POLICY_TYPES))
+def test_named_grants_pass_and_a_grant_to_anyone_fails_on_every_key_type(resource_type):
+    assert run_policy(KEY_POLICY, resource_type, {"policy": key_document()}) == []
+    anyone = {"Effect": "Allow", "Principal": "*", "Action": "kms:Decrypt", "Resource": "*"}
+    [message] = run_policy(KEY_POLICY, resource_type, {"policy": key_document(anyone)})
+    assert "any principal" in message
+
+
+def test_no_policy_is_awss_default_and_passes():
+    assert run_policy(KEY_POLICY, KMS_KEY, {"description": "k"}) == []
+
+
+@pytest.mark.parametrize("principal", ["*", {"AWS": "*"}, {"AWS": ["*"]}])
+def test_any_principal_without_a_condition_fails(principal):
+    st = {"Effect": "Allow", "Principal": principal, "Action": ["kms:Decrypt"], "Resource": "*"}
+    [message] = run_policy(KEY_POLICY, KMS_KEY, {"policy": key_document(st)})
+    assert "any principal ('*')" in message
+
+
+def test_kms_star_to_anyone_but_the_account_root_fails():
+    st = {"Sid": "Ops", "Effect": "Allow", "Principal": {"AWS": BACKUP_USER}, "Action": "kms:*", "Resource": "*"}
+    [message] = run_policy(KEY_POLICY, KMS_KEY, {"policy": key_document(st)})
+    assert "'Ops'" in message and BACKUP_USER in message and "kms:*" in message
+
+
+@pytest.mark.parametrize("root", [ROOT, "111122223333"])
+def test_kms_star_to_the_account_root_passes(root):
+    st = {"Effect": "Allow", "Principal": {"AWS": root}, "Action": "*", "Resource": "*"}
+    assert run_policy(KEY_POLICY, KMS_KEY, {"policy": key_document(st)}) == []
+
+
+def test_not_principal_and_not_action_fail():
+    st = {"Effect": "Allow", "NotPrincipal": {"AWS": ROOT}, "NotAction": "kms:ScheduleKeyDeletion", "Resource": "*"}
+    messages = run_policy(KEY_POLICY, KMS_KEY, {"policy": key_document(st)})
+    assert any("NotPrincipal" in m for m in messages) and any("NotAction" in m for m in messages)
+
+
+def test_a_deny_with_wildcards_passes():
+    st = {"Effect": "Deny", "Principal": "*", "Action": "kms:*", "Resource": "*",
+          "Condition": {"Bool": {"aws:SecureTransport": "false"}}}
+    assert run_policy(KEY_POLICY, KMS_KEY, {"policy": key_document(st)}) == []
+
+
+def test_an_unreadable_key_policy_fails_and_an_unknown_one_cannot_pass():
+    [message] = run_policy(KEY_POLICY, KMS_KEY, {"policy": "{not json"})
+    assert "not valid JSON" in message
+    with pytest.raises(UnknownValueError):
+        run_policy(KEY_POLICY, KMS_KEY, {"policy": UNKNOWN})

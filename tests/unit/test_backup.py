@@ -9,6 +9,7 @@ import pytest
 
 from components.backup import (
     DENIED_OBJECT_ACTIONS,
+    KMS_ACTIONS,
     RESTIC_BUCKET_ACTIONS,
     RESTIC_OBJECT_ACTIONS,
     BackupStorage,
@@ -32,7 +33,7 @@ from components.hostconfig.backup import (
     repository_url,
 )
 from components.rotation import Rotation
-from tests.conftest import EXAMPLE_STACKS, example_settings
+from tests.conftest import EXAMPLE_STACKS, TEST_ACCOUNT, example_settings
 
 DAY = datetime.date(2026, 11, 25)
 
@@ -177,47 +178,56 @@ def test_backup_args_refuse_inconsistent_tiers_and_foreign_tags():
 
 
 def test_identity_policy_allows_only_what_restic_needs_on_the_clients_bucket():
-    doc = json.loads(render_identity_policy("arn:aws:s3:::b", "arn:aws:kms:eu-central-1:1:key/k",
-                                            "arn:aws:sns:eu-central-1:1:t", "arn:aws:kms:eu-central-1:1:key/t"))
+    doc = json.loads(render_identity_policy("arn:aws:s3:::b"))
     allowed = [s for s in doc["Statement"] if s["Effect"] == "Allow"]
     actions = {a for s in allowed for a in s["Action"]}
-    assert actions == {*RESTIC_BUCKET_ACTIONS, *RESTIC_OBJECT_ACTIONS, "kms:Encrypt", "kms:Decrypt",
-                       "kms:GenerateDataKey", "kms:DescribeKey", "sns:Publish"}
+    assert actions == {*RESTIC_BUCKET_ACTIONS, *RESTIC_OBJECT_ACTIONS}
     assert not any("*" in a for a in actions)
     for s in allowed:
-        assert all(r in ("arn:aws:s3:::b", "arn:aws:s3:::b/*", "arn:aws:kms:eu-central-1:1:key/k",
-                         "arn:aws:sns:eu-central-1:1:t", "arn:aws:kms:eu-central-1:1:key/t") for r in s["Resource"])
+        assert all(r in ("arn:aws:s3:::b", "arn:aws:s3:::b/*") for r in s["Resource"])
     [deny] = [s for s in doc["Statement"] if s["Effect"] == "Deny"]
     assert set(deny["Action"]) == set(DENIED_OBJECT_ACTIONS) >= {"s3:DeleteObjectVersion", "s3:BypassGovernanceRetention"}
 
 
-def test_identity_policy_without_incident_topic_has_no_sns():
-    doc = json.loads(render_identity_policy("arn:aws:s3:::b", "arn:aws:kms:eu-central-1:1:key/k"))
-    assert "sns:Publish" not in json.dumps(doc)
+def _policy(program, type_, suffix):
+    (found,) = [r for r in program.of_type(type_) if r.name.endswith(suffix)]
+    return found, json.loads(found.inputs["policy"])
 
 
-def test_backup_identity_may_publish_to_the_clients_incident_topic_and_use_its_key(pulumi_run, monkeypatch):
+def test_the_backup_key_is_granted_to_the_backup_identity_by_its_arn_in_the_key_policy(built):
+    """The key's ARN is AWS's random id, unknown at preview: the key's policy names the identity instead
+    (its ARN is the account, the path and the name), so every policy is judged at `pulumi preview`."""
+    settings, program = built
+    user = program.one("aws:iam/user:User")
+    user_arn = f"arn:aws:iam::{TEST_ACCOUNT}:user/odoo-hosting/odoo-hosting-{settings.client_id}-backup"
+    assert user.inputs["path"] + user.inputs["name"] == user_arn.split(":user", 1)[1]
+    key, doc = _policy(program, "aws:kms/key:Key", "-backup-key")
+    root, grant = doc["Statement"]
+    assert root["Principal"] == {"AWS": f"arn:aws:iam::{TEST_ACCOUNT}:root"} and root["Action"] == "kms:*"
+    assert grant["Principal"] == {"AWS": user_arn} and grant["Resource"] == "*"
+    assert set(grant["Action"]) == set(KMS_ACTIONS)
+    assert user.urn in key.dependencies, "AWS refuses a key policy naming a user that does not exist yet"
+    _identity, identity_doc = _policy(program, "aws:iam/userPolicy:UserPolicy", "-backup-user-policy")
+    assert "kms:" not in json.dumps(identity_doc)
+
+
+def test_backup_identity_may_publish_to_the_clients_incident_topic_and_use_its_key(built):
     """INC-01: the host's notifier publishes with the backup identity; an SSE-KMS topic also needs its key."""
-    from tests.conftest import RecordingMocks
-
-    plain = RecordingMocks.new_resource
-
-    def with_arns(self, args):  # AWS sets ARNs on creation; the shared mocks leave them unknown
-        resource_id, outputs = plain(self, args)
-        if args.typ in ("aws:kms/key:Key", "aws:sns/topic:Topic", "aws:s3/bucket:Bucket"):
-            outputs["arn"] = f"arn:aws:test:::{args.name}"
-        return resource_id, outputs
-
-    monkeypatch.setattr(RecordingMocks, "new_resource", with_arns)
-    settings = example_settings("example-public")
-    program = pulumi_run(lambda: ClientStack(settings.client_id, ClientStackArgs(settings=settings, today=DAY)),
-                         stack="example-public")
+    settings, program = built
     name = settings.client_id
-    doc = json.loads(_backup(program, "aws:iam/userPolicy:UserPolicy").inputs["policy"])
-    statements = {s["Sid"]: s for s in doc["Statement"]}
-    assert statements["ReportIncidents"]["Resource"] == [f"arn:aws:test:::{name}-incidents-topic"]
-    assert statements["UseTheIncidentTopicKey"]["Resource"] == [f"arn:aws:test:::{name}-incidents-key"]
-    assert statements["UseTheIncidentTopicKey"]["Action"] == ["kms:GenerateDataKey", "kms:Decrypt"]
+    user = program.one("aws:iam/user:User")
+    user_arn = f"arn:aws:iam::{TEST_ACCOUNT}:user/odoo-hosting/odoo-hosting-{name}-backup"
+    publisher, doc = _policy(program, "aws:iam/userPolicy:UserPolicy", "-incidents-publisher-0")
+    assert publisher.inputs["user"] == user.inputs["name"]
+    [statement] = doc["Statement"]
+    topic = program.one("aws:sns/topic:Topic")
+    assert statement["Action"] == ["sns:Publish"]
+    assert statement["Resource"] == [f"arn:aws:sns:{settings.incident_region}:{TEST_ACCOUNT}:{topic.inputs['name']}"]
+    key, key_doc = _policy(program, "aws:kms/key:Key", "-incidents-key")
+    grants = [s for s in key_doc["Statement"] if s["Principal"] != {"AWS": f"arn:aws:iam::{TEST_ACCOUNT}:root"}]
+    assert grants == [{"Sid": "UseTheKey0", "Effect": "Allow", "Principal": {"AWS": user_arn},
+                       "Action": ["kms:Decrypt", "kms:GenerateDataKey"], "Resource": "*"}]
+    assert user.urn in key.dependencies
 
 
 def test_bucket_policy_denies_plain_http_on_bucket_and_objects():

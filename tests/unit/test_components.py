@@ -92,7 +92,7 @@ def test_resource_types_and_counts(built):
         "aws:s3/bucketLogging:BucketLogging": 1,
         "aws:s3/bucketObjectv2:BucketObjectv2": 1,  # the host bundle
         "aws:iam/user:User": 1,
-        "aws:iam/userPolicy:UserPolicy": 2,  # backup + register
+        "aws:iam/userPolicy:UserPolicy": 3,  # backup + register + incident publisher
         "aws:iam/accessKey:AccessKey": 2,
         "odoo-hosting:secrets:ClientSecrets": 1,
         "vault:kv/secretV2:SecretV2": 2,

@@ -56,7 +56,7 @@ def test_host_identity_may_only_write_records(built):
 
 
 def test_identity_policy_document_never_allows_a_delete():
-    doc = json.loads(render_register_identity_policy("arn:aws:s3:::r", "arn:aws:kms:eu-central-1:1:key/k"))
+    doc = json.loads(render_register_identity_policy("arn:aws:s3:::r"))
     for statement in doc["Statement"]:
         if statement["Effect"] == "Allow":
             assert not any("Delete" in a or "Retention" in a or a.endswith("*") for a in statement["Action"])
