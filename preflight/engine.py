@@ -16,6 +16,7 @@ import runpy
 import sys
 import time
 import traceback
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -248,7 +249,12 @@ def run_stack(cfg: StackConfig, fast: bool = True, offline: Offline | None = Non
             sys.path.append(entry_dir)
         patches = patched_sdk() if result.fast_path else contextlib.nullcontext()
         with contextlib.redirect_stdout(captured), contextlib.redirect_stderr(captured), patches, \
-                _stack_reference_outputs_checked(monitor), _secret_config_placeholders(cfg):
+                _stack_reference_outputs_checked(monitor), _secret_config_placeholders(cfg), \
+                warnings.catch_warnings():
+            # Outputs nobody reads (the SDK's own, of a component's unused fields) hold coroutines
+            # that are collected unawaited when the run's loop closes: noise, not the program's.
+            warnings.filterwarnings("ignore", message=r"coroutine 'Output\.\w+' was never awaited",
+                                    category=RuntimeWarning)
             contextvars.copy_context().run(run)
     except BaseException as exc:  # noqa: BLE001 - a failing program is a result, not a crash
         if isinstance(exc, KeyboardInterrupt):

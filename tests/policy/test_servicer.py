@@ -139,6 +139,6 @@ def test_fast_servicer_reports_the_same_policies():
     assert fast.GetAnalyzerInfo(empty_pb2.Empty(), None) == library.GetAnalyzerInfo(empty_pb2.Empty(), None)
 
 
-def test_the_pack_serves_with_the_fast_servicer():
+def test_the_pack_entry_point_installs_the_fast_servicer_before_it_serves():
     source = (POLICIES_DIR / "__main__.py").read_text()
     assert "install()" in source.split("PolicyPack(", 1)[0], "install() must run before PolicyPack(...) serves"
