@@ -15,20 +15,8 @@ preflight: $(STAMP)
 	$(PY) -m preflight
 
 # Every test: lint and types first, then unit (mocks), renderers, policies, preflight, real software.
-# The VM boots (one QEMU process, mostly one core) run beside the rest, on the other core; their
-# output goes to $(VM_LOG) and is printed when both halves are done. Exit 5 (nothing selected, e.g.
-# PYTEST_ARGS=tests/unit) counts as success for one half, not for both.
-VM_LOG := .test-vm.log
 test: lint system-deps
-	@echo "make test: the VM boots run beside the other tests; follow them with: tail -f $(VM_LOG)"
-	@$(PY) -m pytest -m vm $(PYTEST_ARGS) > $(VM_LOG) 2>&1 & vm=$$!; \
-	trap 'kill $$vm 2>/dev/null' INT TERM; \
-	$(PY) -m pytest -m "not vm" $(PYTEST_ARGS); rest=$$?; \
-	wait $$vm; vm_rc=$$?; \
-	echo "== the VM boots (pytest -m vm), from $(VM_LOG) =="; cat $(VM_LOG); \
-	echo "make test: other tests exit $$rest, VM boots exit $$vm_rc"; \
-	if [ $$rest = 5 ] && [ $$vm_rc = 5 ]; then exit 5; fi; \
-	for rc in $$rest $$vm_rc; do if [ $$rc != 0 ] && [ $$rc != 5 ]; then exit 1; fi; done
+	$(PY) -m pytest $(PYTEST_ARGS)
 
 # ruff (rules in pyproject.toml) on everything, mypy --strict on the product code; the three
 # Pulumi entry points share the module name __main__, so each gets a run of its own.
