@@ -103,10 +103,16 @@ class WgPeer:
         env = dict(os.environ, WG_PROCESS_FOREGROUND="1", LOG_LEVEL="error")
         self.process = subprocess.Popen(ns.cmd("wireguard-go", self.interface), env=env,
                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        # wireguard-go creates the tun device before its control socket: `wg set` in
+        # between finds no socket, falls back to the kernel's netlink and fails with
+        # "Protocol not supported". Wait for both.
+        control_socket = Path("/var/run/wireguard") / f"{self.interface}.sock"
         deadline = time.monotonic() + 10
-        while run(*ns.cmd("ip", "link", "show", self.interface), check=False).returncode != 0:
+        while (not control_socket.is_socket()
+               or run(*ns.cmd("ip", "link", "show", self.interface), check=False).returncode != 0):
             if time.monotonic() > deadline or self.process.poll() is not None:
-                raise RuntimeError(f"wireguard-go {self.interface} did not start")
+                raise RuntimeError(f"wireguard-go {self.interface} did not start "
+                                   f"(no link or no {control_socket})")
             time.sleep(0.1)
         run(*ns.cmd("wg", "set", self.interface, "private-key", str(key_file), "peer", host_public_key,
                     "endpoint", f"127.0.0.1:{WIREGUARD_FORWARD_PORT}", "allowed-ips", f"{host_address}/32",
