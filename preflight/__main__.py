@@ -50,7 +50,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--json", metavar="PATH", help="write the verdict as JSON ('-' for stdout)")
     p.add_argument("--resources", metavar="PATH", help="write the recorded resources as JSON ('-' for stdout)")
     p.add_argument("--report", metavar="PATH",
-                   help="write a Markdown compliance report (control -> status -> policies and resources)")
+                   help="write a Markdown compliance report (control -> status -> policies and resources; "
+                        "'-' for stdout)")
     p.add_argument("--list-policies", action="store_true", help="list the pack's policies as JSON and exit")
     p.add_argument("-j", "--jobs", type=_jobs, metavar="N",
                    help="programs run at once, each stack in a worker process "
@@ -177,7 +178,12 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _main(args: argparse.Namespace) -> int:
-    stdout_json = "-" in (args.json, args.resources)
+    to_stdout = [flag for flag, path in (("--json", args.json), ("--resources", args.resources),
+                                         ("--report", args.report)) if path == "-"]
+    if len(to_stdout) > 1:
+        sys.stderr.write(f"preflight: error: only one output can go to stdout ('-'), not {' and '.join(to_stdout)}\n")
+        return 2
+    stdout_json = bool(to_stdout)
     pack = None
     runner = None
     try:
@@ -312,7 +318,7 @@ def _main(args: argparse.Namespace) -> int:
         dump(resources_json(results), args.resources)
     if args.report:
         write_report(results, pack.policies, args.report, pack_dir=args.policy_pack)
-    # The readable summary goes to stdout unless stdout carries JSON.
+    # The readable summary goes to stdout unless stdout carries JSON or the report.
     text_out = sys.stderr if stdout_json else sys.stdout
     if args.mock_computed:
         text_out.write("preflight: --mock-computed: computed outputs of new resources were given mock values, "

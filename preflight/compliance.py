@@ -23,7 +23,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from .analyzer import PolicyInfo, Violation
-from .report import StackResult, _urn_parts, insecure_connections
+from .report import StackResult, _urn_parts, insecure_connections, write_output
 
 _SPEC_RE = re.compile(r"([A-Z]{2,4}-\d{2}): (.*?)(?= [A-Z]{2,4}-\d{2}: |$)", re.S)
 _STATUS_ORDER = {"violated": 0, "not judged": 1, "advisory": 2, "kept": 3, "not applicable": 4}
@@ -182,7 +182,5 @@ def render_report(results: list[StackResult], policies: list[PolicyInfo], pack_d
 
 
 def write_report(results: list[StackResult], policies: list[PolicyInfo], path: str, pack_dir: str = "") -> None:
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(render_report(results, policies, pack_dir))
+    """Write the Markdown report to a file, or to stdout for "-"."""
+    write_output(render_report(results, policies, pack_dir), path)

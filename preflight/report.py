@@ -164,7 +164,11 @@ def policies_json(policies: list[PolicyInfo]) -> dict[str, Any]:
 
 def dump(data: dict[str, Any], path: str) -> None:
     """Write JSON to a file, or to stdout for "-"."""
-    text = json.dumps(data, indent=2) + "\n"
+    write_output(json.dumps(data, indent=2) + "\n", path)
+
+
+def write_output(text: str, path: str) -> None:
+    """Write a file (its directory made if needed), or stdout for "-"."""
     if path == "-":
         sys.stdout.write(text)
         sys.stdout.flush()

@@ -372,3 +372,24 @@ def test_stack_config_applies_schema_defaults_namespaces_and_secrets():
     assert cfg.secret_keys == ["fixture:dbPassword", "hcloud:token"]
     assert cfg.main == os.path.join(MAIN, "__main__.py")
     assert load_stack(OTHER, "calm").main == os.path.join(OTHER, "app", "__main__.py")
+
+
+def test_report_dash_writes_the_markdown_report_to_stdout_and_the_summary_to_stderr(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "preflight", "--policy-pack", PACK, "--program", MAIN, "--stack", "open-ssh",
+         "--report", "-"],
+        cwd=tmp_path, env=dict(os.environ, PYTHONPATH=REPO), capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stdout.startswith("# "), proc.stdout[:200]
+    assert "hcloud-firewall-no-public-ssh" in proc.stdout
+    # The readable summary moves to stderr, and no file named "-" is left behind.
+    assert "open-ssh" in proc.stderr and "FAIL" in proc.stderr
+    assert not (tmp_path / "-").exists()
+
+
+def test_two_outputs_to_stdout_are_refused_before_any_run():
+    proc = preflight("--program", MAIN, "--stack", "clean", "--json", "-", "--report", "-")
+    assert proc.returncode == 2
+    assert proc.stdout == ""
+    assert "only one output can go to stdout" in proc.stderr and "--json and --report" in proc.stderr
