@@ -73,7 +73,9 @@ def _program_frame(exc: BaseException, program_dir: str) -> str:
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
         seen.add(id(current))
-        for frame in traceback.extract_tb(current.__traceback__):
+        # The traceback it has now, then (innermost) the one it had when it first failed an output.
+        tracebacks = [current.__traceback__, getattr(current, ORIGIN_TRACEBACK, None)]
+        for frame in [f for tb in tracebacks if tb is not None for f in traceback.extract_tb(tb)]:
             path = os.path.realpath(frame.filename)
             if path.startswith(root) and f"{os.sep}site-packages{os.sep}" not in path:
                 found = f"{os.path.relpath(path, root)}:{frame.lineno}"
@@ -81,6 +83,31 @@ def _program_frame(exc: BaseException, program_dir: str) -> str:
         if found:
             break
     return found
+
+
+ORIGIN_TRACEBACK = "_preflight_origin_traceback"
+"""Attribute of an exception: its traceback as it left the task it was raised in, first."""
+
+
+async def _remembering_origin(coro: Any) -> Any:
+    """Run a task's coroutine; an exception leaving it keeps the traceback it has here, the first time.
+
+    One exception fails every output built on the failing one, each an asyncio Future. CPython's
+    Future hands the traceback back only to the first fetch of its result and clears it, so a
+    second ``await`` of the same future re-raises the shared exception with none. Which future the
+    run awaits last follows memory addresses: without this, the place an error names in the
+    program changed with unrelated code."""
+    try:
+        return await coro
+    except BaseException as exc:
+        if exc.__traceback__ is not None and not hasattr(exc, ORIGIN_TRACEBACK):
+            with contextlib.suppress(AttributeError, TypeError):  # an exception type without a __dict__
+                setattr(exc, ORIGIN_TRACEBACK, exc.__traceback__)
+        raise
+
+
+def _task_factory(loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> asyncio.Task[Any]:
+    return asyncio.Task(_remembering_origin(coro), loop=loop, **kwargs)
 
 
 def _thread_loop_state() -> tuple[Any, bool]:
@@ -212,6 +239,7 @@ def run_stack(cfg: StackConfig, fast: bool = True, offline: Offline | None = Non
         )
         set_all_config(dict(cfg.config), list(cfg.secret_keys))
         loop = asyncio.new_event_loop()
+        loop.set_task_factory(_task_factory)
         if result.fast_path:
             loop.set_default_executor(InlineExecutor())
         asyncio.set_event_loop(loop)

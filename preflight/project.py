@@ -6,6 +6,8 @@ import functools
 import importlib.util
 import json
 import os
+import shutil
+import subprocess
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -152,12 +154,39 @@ def _virtualenv(program_dir: str, info: dict[str, Any]) -> str:
     if toolchain == "uv" and not venv:
         venv = ".venv"  # uv's own default, as the language host uses it
     if toolchain == "poetry" and not venv:
-        raise PreflightError("Pulumi.yaml: runtime toolchain poetry: preflight cannot ask poetry for its "
-                             "environment offline; name it with runtime.options.virtualenv")
+        return _poetry_virtualenv(program_dir)
     if toolchain not in ("pip", "uv", "poetry"):
         raise PreflightError(f"Pulumi.yaml: runtime toolchain {toolchain!r} is not one preflight knows "
                              "(pip, uv, poetry)")
     return os.path.join(program_dir, str(venv)) if venv else ""
+
+
+_POETRY_ENVS: dict[str, str] = {}
+
+
+def _poetry_virtualenv(program_dir: str) -> str:
+    """The environment poetry keeps for the program, asked as the language host asks it
+    (``poetry env info --path`` in the program's directory; local, no network): once per program."""
+    known = _POETRY_ENVS.get(program_dir)
+    if known is not None:
+        return known
+    poetry = shutil.which("poetry")
+    if poetry is None:
+        raise PreflightError("Pulumi.yaml: runtime toolchain poetry, but `poetry` is not on PATH: install it "
+                             "and `poetry install` the program, or name its environment with "
+                             "runtime.options.virtualenv")
+    try:
+        proc = subprocess.run([poetry, "env", "info", "--path"], cwd=program_dir, capture_output=True,
+                              text=True, timeout=60, stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise PreflightError(f"Pulumi.yaml: runtime toolchain poetry: `poetry env info --path` failed: {e}") from None
+    path = proc.stdout.strip()
+    if proc.returncode != 0 or not path:
+        why = (proc.stderr.strip().splitlines() or [f"exit {proc.returncode}"])[-1]
+        raise PreflightError(f"Pulumi.yaml: runtime toolchain poetry: `poetry env info --path` gave no "
+                             f"environment for {program_dir} ({why}): run `poetry install` there")
+    _POETRY_ENVS[program_dir] = path
+    return path
 
 
 def load_stack(program_dir: str, stack: str) -> StackConfig:

@@ -24,7 +24,7 @@ from pulumi.runtime.proto import resource_pb2
 
 from .mocks import InvokeMocks, Offline, computed_outputs, known_at_preview, placeholder
 from .project import StackConfig
-from .transforms import apply_transforms
+from .transforms import apply_invoke_transforms, apply_transforms
 from .wire import SECRET_SIG, SIG_KEY, digest, downgrade_refs, mask_secrets, normalize_numbers, struct_to_dict
 
 STACK_TYPE = "pulumi:pulumi:Stack"
@@ -69,6 +69,7 @@ class RecordingMonitor(MockMonitor):
         """Remote components (implemented in a provider plugin): nothing under them is known offline."""
         self._transform_tokens: dict[str, list[str]] = {}
         self._stack_transform_tokens: list[str] = []
+        self._invoke_transform_tokens: list[str] = []
         self._parents: dict[str, str] = {}
         self.records: list[ResourceRecord] = []
         self._by_urn: dict[str, ResourceRecord] = {}
@@ -128,6 +129,22 @@ class RecordingMonitor(MockMonitor):
         with self._lock:
             self._stack_transform_tokens.append(request.token)
         return super().RegisterStackTransform(request)  # type: ignore[no-untyped-call]
+
+    def RegisterStackInvokeTransform(self, request: Any) -> Any:
+        with self._lock:
+            self._invoke_transform_tokens.append(request.token)
+        return super().RegisterStackInvokeTransform(request)  # type: ignore[no-untyped-call]
+
+    def Invoke(self, request: Any) -> Any:
+        """An invoke after the stack's invoke transforms, as the engine calls the provider with it."""
+        with self._lock:
+            tokens = list(self._invoke_transform_tokens)
+        if tokens and request.tok != "pulumi:pulumi:getResource":
+            transformed = type(request)()
+            transformed.CopyFrom(request)
+            apply_invoke_transforms(transformed, tokens)
+            request = transformed
+        return super().Invoke(request)  # type: ignore[no-untyped-call]
 
     def _transform(self, request: Any, urn: str) -> Any:
         """The registration after its transforms, in the engine's order: its own, each parent's, the stack's."""

@@ -68,7 +68,8 @@ def _run_in_virtualenv(cfg: StackConfig, fast: bool, offline: Offline | None) ->
     with tempfile.TemporaryDirectory(prefix="preflight-venv-") as tmp:
         request, answer = os.path.join(tmp, "request.pickle"), os.path.join(tmp, "outcome.pickle")
         with open(request, "wb") as f:
-            pickle.dump((cfg.program_dir, cfg.stack, fast, offline), f)
+            # The config as loaded here: the child does not read the stack files (or ask poetry) again.
+            pickle.dump((cfg, fast, offline), f)
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [_PREFLIGHT_ROOT,
                                                                         os.environ.get("PYTHONPATH")])))
         proc = subprocess.run([python, "-m", "preflight.runner", request, answer], env=env,
@@ -88,8 +89,7 @@ _PREFLIGHT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def _virtualenv_child(request: str, answer: str) -> None:
     """In the program's interpreter: run the stack of ``request`` here, write the outcome to ``answer``."""
     with open(request, "rb") as f:
-        program, stack, fast, offline = pickle.load(f)
-    cfg = load_stack(program, stack)
+        cfg, fast, offline = pickle.load(f)
     outcome: Outcome = (cfg, run_stack(cfg, fast, offline), None)
     with open(answer, "wb") as f:
         pickle.dump(outcome, f)

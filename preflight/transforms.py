@@ -7,7 +7,8 @@ resource's own first, then each parent's up to the stack, then the stack's. Pulu
 monitor only keeps them (``MockMonitor.get_registered_transforms``), so a program's transforms
 were lost. Here the callbacks the SDK registered are called with the engine's
 ``TransformRequest`` and their ``TransformResponse`` replaces the registration's properties and
-options.
+options. Stack invoke transforms (``pulumi.runtime.register_invoke_transform``) are called the same
+way on every invoke, in the order they were registered, before the invoke is answered.
 """
 
 from __future__ import annotations
@@ -87,21 +88,46 @@ def _apply_options(request: Any, opts: resource_pb2.TransformResourceOptions) ->
     request.aliases.extend(opts.aliases)
 
 
+def _call(token: str, what: str, message: Any, response: Any) -> Any:
+    """Call the transform callback ``token`` with ``message``; its answer parsed into ``response``."""
+    cb, loop = _callback(token)
+    if cb is None:
+        raise RuntimeError(f"transform callback {token} of {what} is not registered")
+    response.ParseFromString(_run(cb(message.SerializeToString()), loop).SerializeToString())
+    return response
+
+
+def _replace(target: Any, source: Any) -> None:
+    """Replace the Struct ``target`` with a copy of ``source`` (which may be part of a reply)."""
+    copied = struct_pb2.Struct()
+    copied.CopyFrom(source)
+    target.Clear()
+    target.MergeFrom(copied)
+
+
 def apply_transforms(request: Any, tokens: list[str]) -> None:
     """Call the transform callbacks named by ``tokens`` in order, each on the previous one's result,
     and write the last result into ``request`` (a RegisterResourceRequest)."""
     for token in tokens:
-        cb, loop = _callback(token)
-        if cb is None:
-            raise RuntimeError(f"transform callback {token} of {request.type} {request.name!r} is not registered")
-        transform_request = resource_pb2.TransformRequest(
+        message = resource_pb2.TransformRequest(
             type=request.type, name=request.name, custom=request.custom, parent=request.parent,
             properties=request.object, options=_options(request))
-        response = resource_pb2.TransformResponse()
-        response.ParseFromString(_run(cb(transform_request.SerializeToString()), loop).SerializeToString())
-        properties = struct_pb2.Struct()
-        properties.CopyFrom(response.properties)
-        request.object.Clear()
-        request.object.MergeFrom(properties)
+        response = _call(token, f"{request.type} {request.name!r}", message, resource_pb2.TransformResponse())
+        _replace(request.object, response.properties)
         if response.HasField("options"):
             _apply_options(request, response.options)
+
+
+def apply_invoke_transforms(request: Any, tokens: list[str]) -> None:
+    """Call the stack's invoke transform callbacks named by ``tokens`` in order on an invoke
+    (a ResourceInvokeRequest) and write the last result's args and options into ``request``."""
+    for token in tokens:
+        options = resource_pb2.TransformInvokeOptions(
+            provider=request.provider, version=request.version, plugin_download_url=request.pluginDownloadURL)
+        message = resource_pb2.TransformInvokeRequest(token=request.tok, args=request.args, options=options)
+        response = _call(token, f"invoke {request.tok}", message, resource_pb2.TransformInvokeResponse())
+        _replace(request.args, response.args)
+        if response.HasField("options"):
+            request.provider = response.options.provider
+            request.version = response.options.version
+            request.pluginDownloadURL = response.options.plugin_download_url

@@ -46,3 +46,25 @@ class Backend(pulumi.ComponentResource):
 
 # A component's transforms apply to its children, before the stack's.
 Backend("backend", opts=pulumi.ResourceOptions(transforms=[tier]))
+
+
+# Stack invoke transforms (register_invoke_transform) rewrite every invoke's arguments before
+# the provider answers it, in the order registered: each sees the previous one's result.
+def newer_image(args: pulumi.InvokeTransformArgs) -> pulumi.InvokeTransformResult | None:
+    if args.token != "hcloud:index/getImage:getImage":
+        return None
+    return pulumi.InvokeTransformResult(args={**args.args, "name": args.args["name"].replace("-12", "-13")},
+                                        opts=args.opts)
+
+
+def arm_image(args: pulumi.InvokeTransformArgs) -> pulumi.InvokeTransformResult | None:
+    if args.token == "hcloud:index/getImage:getImage" and args.args["name"] == "debian-13":
+        return pulumi.InvokeTransformResult(args={**args.args, "name": "debian-13-arm"}, opts=args.opts)
+    return None
+
+
+pulumi.runtime.register_invoke_transform(newer_image)
+pulumi.runtime.register_invoke_transform(arm_image)
+image = hcloud.get_image(name="debian-12")
+location = hcloud.get_location_output(name="nbg1")
+hcloud.Server("web", server_type="cax11", image=image.name, location=location.name)
