@@ -210,10 +210,9 @@ def run_stack(cfg: StackConfig, fast: bool = True, offline: Offline | None = Non
     ``fast``: with preflight's replacements of SDK internals, where they were
     checked (``sdk_patches.fast_path_problem``); otherwise the SDK as published.
     ``offline``: the answers for what a preview would ask the cloud (invokes, stack references),
-    and whether to run as ``pulumi preview`` of a stack being created (computed outputs unknown,
-    ``is_dry_run()`` true) or with every computed output given its mock value (``--mock-computed``)."""
+    and whether computed outputs of new resources stay unknown as ``pulumi preview`` of a stack being
+    created leaves them, or get their mock values (``--mock-computed``); ``is_dry_run()`` is true either way."""
     offline = offline or Offline()
-    preview = offline.preview
     start = time.perf_counter()
     monitor = RecordingMonitor(cfg, offline)
     captured = io.StringIO()
@@ -232,7 +231,10 @@ def run_stack(cfg: StackConfig, fast: bool = True, offline: Offline | None = Non
                 engine=engine,
                 # A preview of a stack being created: computed outputs of new
                 # resources are unknown, as `pulumi preview` hands them to the program.
-                dry_run=preview,
+                # Always a preview, also with --mock-computed: a program's deploy path
+                # (`if not is_dry_run()`) writes files and calls services; an offline
+                # check must not (it wrote mock host keys into ~/.ssh/odoo-hosting).
+                dry_run=True,
                 organization="organization",
                 root_directory=cfg.program_dir,
             )

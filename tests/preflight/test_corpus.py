@@ -69,6 +69,9 @@ def test_mock_computed_judges_the_mock_value_instead(tmp_path):
     assert stack(verdict, "computed")["violations"] == []
     assert resource(resources, "computed", "admin-ssh")["inputs"]["rules"][0]["sourceIps"][0].endswith("/32")
     assert "--mock-computed: computed outputs of new resources were given mock values" in proc.stdout
+    # Still a preview: the program's deploy path (is_dry_run() false) is not taken.
+    names = {r["name"] for r in next(s for s in resources["stacks"])["resources"]}
+    assert "deploy-only" not in names
 
 
 # -- components implemented in a provider plugin ------------------------------------------------

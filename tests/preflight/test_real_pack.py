@@ -4,6 +4,7 @@ a hand-written broken program is flagged with the right control IDs."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -72,10 +73,13 @@ def test_at_preview_the_examples_are_fully_judged_and_get_the_report_mock_values
     policy reads is known from settings at preview (bucket and user ARNs are derived from names and the
     caller identity's account; KMS keys are granted in their own policies instead of by key ARN). The
     compliance report is the one --mock-computed gives, line for line."""
+    known_hosts = tmp_path / "known_hosts"
+
     def run(*args: str) -> tuple[int, str, str]:
         out = tmp_path / f"report{len(args)}.md"
         proc = subprocess.run([sys.executable, "-m", "preflight", "--report", str(out), *args],
-                              cwd=ROOT, capture_output=True, text=True, timeout=120)
+                              cwd=ROOT, env=dict(os.environ, ODOO_HOSTING_KNOWN_HOSTS_DIR=str(known_hosts)),
+                              capture_output=True, text=True, timeout=120)
         return proc.returncode, out.read_text(), proc.stdout + proc.stderr
 
     code, report, stderr = run()
@@ -85,6 +89,9 @@ def test_at_preview_the_examples_are_fully_judged_and_get_the_report_mock_values
     assert "not judged" not in report.lower()
     mock_code, mock_report, _ = run("--mock-computed")
     assert (code, report) == (mock_code, mock_report)
+    # Both are previews: `pulumi up` writes the host's known_hosts from its key, a check never does
+    # (with --mock-computed it wrote mock keys there, and parallel stacks of one client raced on it).
+    assert not known_hosts.exists()
     proc = subprocess.run([sys.executable, "-m", "preflight", "--quiet", "--json", "-"],
                           cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert not [v for s in json.loads(proc.stdout)["stacks"] for v in s["violations"] if v["not_judged"]]
