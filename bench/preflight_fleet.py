@@ -82,6 +82,9 @@ def main() -> int:
             with open(verdict) as f:
                 stacks = json.load(f)["stacks"]
         errors = sum(1 for s in stacks if s["error"])
+        for s in stacks:
+            if s["error"]:
+                print(f"stack error: {s['stack']}: {s['error']}", file=sys.stderr)
         resources = sum(s["resources"] for s in stacks)
         print(f"program: {program}" + (f", --jobs {args.jobs}" if args.jobs else "")
               + (", --no-fast-path" if args.no_fast_path else "")

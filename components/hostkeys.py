@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import re
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,10 +59,17 @@ def write_known_hosts(path: str, line: str | None) -> str:
     if line is not None and not pulumi.runtime.is_dry_run():
         target = Path(path)
         target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        temporary = target.with_name(target.name + ".tmp")
-        temporary.write_text(line + "\n", encoding="ascii")
-        temporary.chmod(0o644)
-        temporary.replace(target)
+        # A temporary name of its own: two runs writing the same client's file never share one.
+        fd, name = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+        temporary = Path(name)
+        try:
+            with os.fdopen(fd, "w", encoding="ascii") as handle:
+                handle.write(line + "\n")
+            temporary.chmod(0o644)
+            temporary.replace(target)
+        except BaseException:
+            temporary.unlink(missing_ok=True)
+            raise
     return path
 
 

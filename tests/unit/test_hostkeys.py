@@ -6,6 +6,7 @@ import json
 import os
 from pathlib import Path
 
+import pulumi
 import pytest
 from cryptography.hazmat.primitives import serialization
 from pulumi.runtime.sync_await import _sync_await
@@ -106,3 +107,33 @@ def test_bundle_installs_the_host_key_unit_at_every_boot():
     assert "WantedBy=multi-user.target" in files["/etc/systemd/system/odoo-hosting-hostkey.service"]["content"]
     assert "[systemctl, enable, --now, --no-block, odoo-hosting-hostkey.service]" in host.bundle
     assert "odoo-hosting-hostkey" not in host.user_data  # no user-data byte spent
+
+
+def test_write_known_hosts_is_atomic_0644_and_safe_for_concurrent_writers(tmp_path):
+    """Two runs writing one client's file at once: each rename is whole, none fails, no temporary
+    file is left (with one shared temporary name, one writer's rename took the other's file away)."""
+    import threading
+
+    from components.hostkeys import write_known_hosts
+
+    assert not pulumi.runtime.is_dry_run()  # outside a preview: it writes
+    path = tmp_path / "dir" / "acme-shop.known_hosts"
+    lines = [f"10.66.0.1 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI{n:043d}" for n in range(4)]
+    errors: list[BaseException] = []
+
+    def writer(line: str) -> None:
+        try:
+            for _ in range(200):
+                write_known_hosts(str(path), line)
+        except BaseException as e:  # noqa: BLE001 - collected for the assertion
+            errors.append(e)
+
+    threads = [threading.Thread(target=writer, args=(line,)) for line in lines]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert path.read_text() in {line + "\n" for line in lines}
+    assert oct(path.stat().st_mode & 0o777) == "0o644"
+    assert [p.name for p in path.parent.iterdir()] == [path.name]
