@@ -52,6 +52,18 @@ def stop_process(process: subprocess.Popen | None, timeout: float) -> None:
             process.wait()
 
 
+def vm_parallelism() -> int:
+    """How many test VMs boot at once: ODOO_HOSTING_VM_PARALLEL, else one per CPU, at most the four
+    boots of tests/vm/test_boot.py."""
+    configured = os.environ.get("ODOO_HOSTING_VM_PARALLEL")
+    return max(1, int(configured)) if configured else min(4, max(1, os.cpu_count() or 1))
+
+
+def vm_cpus() -> int:
+    """vCPUs per test VM: the machine's CPUs shared among the VMs that boot at once."""
+    return max(1, (os.cpu_count() or 1) // vm_parallelism())
+
+
 def accel_args() -> list[str]:
     """Software emulation by default (/dev/kvm on the machines this was measured on cannot run a
     stock kernel); ODOO_HOSTING_VM_ACCEL=kvm uses KVM where it works (e.g. a CI runner)."""
@@ -175,7 +187,7 @@ class Guest:
         forwards.append(f"hostfwd=udp:127.0.0.1:{WIREGUARD_FORWARD_PORT}-:51820")
         cmd = self.ns.cmd(
             "qemu-system-x86_64", "-name", "odoo-hosting-vm-test", "-nodefaults", "-no-user-config",
-            "-machine", "q35", *accel_args(), "-smp", "2", "-m", "1536",
+            "-machine", "q35", *accel_args(), "-smp", str(vm_cpus()), "-m", "1536",
             "-display", "none", "-vga", "none", "-no-reboot",
             "-kernel", str(self.image.kernel), "-initrd", str(self.image.initrd),
             "-append", "root=LABEL=odoo-test-root rw console=ttyS0 ds=nocloud panic=-1",

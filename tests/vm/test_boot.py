@@ -23,6 +23,10 @@ rendered host as is.
 
 from __future__ import annotations
 
+import functools
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+
 import pytest
 
 from components.hostconfig import write_files
@@ -30,6 +34,8 @@ from tests.conftest import EXAMPLE_STACKS, example_settings
 
 from .conftest import record, require_vm_host
 from .host import Report, boot_and_check, tamper_bundle, weaken_sshd
+from .image import ensure_image
+from .machine import vm_cpus, vm_parallelism
 
 pytestmark = [pytest.mark.vm, pytest.mark.system, pytest.mark.slow]
 
@@ -40,13 +46,64 @@ REFUSAL_FACTS = ("refused-on-console", "refusal-published", "data-volume-closed"
 """Facts a refused bundle makes true; the good boots show the very same checks false."""
 
 
+WEAKENED = "example-public WEAKENED"
+TAMPERED = f"{TAMPER_STACK} TAMPERED BUNDLE"
+BOOTS = {
+    # Longest first (measured: ~360 s with its reboot, ~230, ~220, ~130): the pool starts them in
+    # this order, so the short ones fill in behind.
+    REBOOT_STACK: dict(stack=REBOOT_STACK, reboot=True),
+    **{stack: dict(stack=stack) for stack in EXAMPLE_STACKS if stack != REBOOT_STACK},
+    WEAKENED: dict(stack="example-public", label=WEAKENED, transform=weaken_sshd, ssh_only=True),
+    TAMPERED: dict(stack=TAMPER_STACK, label=TAMPERED, tamper=tamper_bundle),
+}
+"""Every boot of this module, by the label its report carries."""
+TEST_BOOTS = {"test_weakened_cloud_config_fails_the_checks": WEAKENED,
+              "test_tampered_bundle_is_refused_reported_and_not_installed": TAMPERED}
+"""The tests that boot a machine of their own (the others share one boot per stack: ``booted``)."""
+
+
+def _needed(session: pytest.Session) -> list[str]:
+    """The boots the selected tests of this module use, in BOOTS order."""
+    names = set()
+    for item in session.items:
+        module = getattr(item, "module", None)
+        if module is None or module.__name__ != __name__:
+            continue
+        callspec = getattr(item, "callspec", None)
+        if callspec is not None and "booted" in callspec.params:
+            names.add(callspec.params["booted"])
+        elif getattr(item, "originalname", "") in TEST_BOOTS:
+            names.add(TEST_BOOTS[item.originalname])
+    return [name for name in BOOTS if name in names]
+
+
+@functools.cache
+def _scheduled(names: tuple[str, ...]) -> dict[str, Future[Report]]:
+    """Start the boots, vm_parallelism() at a time (each VM gets vm_cpus() vCPUs): a QEMU boot is
+    mostly one busy thread, so two VMs with one vCPU each take little longer than one with two.
+    The image is built (or found) once, before any of them."""
+    started = time.monotonic()
+    image = ensure_image()
+    print(f"\nVM image {'built' if image.built else 'ready (cached)'} in {time.monotonic() - started:.0f}s")
+    pool = ThreadPoolExecutor(vm_parallelism(), thread_name_prefix="vm-boot")
+    print(f"\nVM boots: {len(names)}, {vm_parallelism()} at a time, {vm_cpus()} vCPU(s) each: {', '.join(names)}")
+    futures = {name: pool.submit(boot_and_check, **BOOTS[name]) for name in names}
+    pool.shutdown(wait=False)
+    return futures
+
+
+def boot(request: pytest.FixtureRequest, name: str) -> Report:
+    """The report of boot ``name``, once it is done (all the module's selected boots start together)."""
+    require_vm_host()
+    report = _scheduled(tuple(_needed(request.session)))[name].result()
+    record(report)
+    return report
+
+
 @pytest.fixture(scope="module", params=EXAMPLE_STACKS)
 def booted(request) -> Report:
     """One boot per example stack, shared by the tests below (REBOOT_STACK's boots twice)."""
-    require_vm_host()
-    report = boot_and_check(request.param, reboot=request.param == REBOOT_STACK)
-    record(report)
-    return report
+    return boot(request, request.param)
 
 
 def expect(report: Report, *names: str) -> None:
@@ -109,13 +166,10 @@ def test_first_boot_is_clean(booted):
     expect(booted, "cloud-init-done-clean", "system-running")
 
 
-def test_weakened_cloud_config_fails_the_checks():
+def test_weakened_cloud_config_fails_the_checks(request):
     """The checks are not vacuous: password SSH on (ssh_pwauth plus a drop-in read before ours
     that allows passwords and root) is reported, by the very checks the stacks pass."""
-    require_vm_host()
-    report = boot_and_check("example-public", label="example-public WEAKENED", transform=weaken_sshd,
-                            ssh_only=True)
-    record(report)
+    report = boot(request, WEAKENED)
     assert report.error is None, report.summary()
     failed = {c.name for c in report.failed()}
     assert {"sshd-effective-config", "ssh-password-refused"} <= failed, report.summary()
@@ -154,7 +208,7 @@ def test_later_boot_needs_no_s3(booted):
            "secrets-not-on-disk")
 
 
-def test_tampered_bundle_is_refused_reported_and_not_installed():
+def test_tampered_bundle_is_refused_reported_and_not_installed(request):
     """The object at the pinned key replaced by the bundle with ONE added sshd line (password login
     on), fresh server: the host refuses it. The refusal is on the serial console (the unit's
     stderr); exactly one SNS Publish reached the incident topic, naming the refusal and the pinned
@@ -168,9 +222,7 @@ def test_tampered_bundle_is_refused_reported_and_not_installed():
     pass) and enforces no object lock (in AWS the locked object cannot be replaced at all; this
     plays an attacker who got past it); the refusal reaching people (SNS subscriptions) is the
     backup tests' (moto SNS to SQS)."""
-    require_vm_host()
-    report = boot_and_check(TAMPER_STACK, label=f"{TAMPER_STACK} TAMPERED BUNDLE", tamper=tamper_bundle)
-    record(report)
+    report = boot(request, TAMPERED)
     assert report.error is None, report.summary()
     assert [report.holds(f) for f in REFUSAL_FACTS] == [True] * len(REFUSAL_FACTS), report.summary()
     assert report.holds("bundle-installed") is False, report.summary()
