@@ -183,7 +183,7 @@ def _main(args: argparse.Namespace) -> int:
     if len(to_stdout) > 1:
         sys.stderr.write(f"preflight: error: only one output can go to stdout ('-'), not {' and '.join(to_stdout)}\n")
         return 2
-    stdout_json = bool(to_stdout)
+    stdout_taken = bool(to_stdout)
     pack = None
     runner = None
     try:
@@ -319,7 +319,7 @@ def _main(args: argparse.Namespace) -> int:
     if args.report:
         write_report(results, pack.policies, args.report, pack_dir=args.policy_pack)
     # The readable summary goes to stdout unless stdout carries JSON or the report.
-    text_out = sys.stderr if stdout_json else sys.stdout
+    text_out = sys.stderr if stdout_taken else sys.stdout
     if args.mock_computed:
         text_out.write("preflight: --mock-computed: computed outputs of new resources were given mock values, "
                        "not left unknown as `pulumi preview` leaves them\n")
